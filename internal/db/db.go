@@ -1,0 +1,183 @@
+// Package db keeps feedd's notification log in SQLite: opening the file with
+// the right pragmas, one writer connection and a pool of readers, the
+// embedded goose migrations, and every SQL statement the server runs.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/feedd/feedd/migrations"
+)
+
+// ErrNotFound is returned when an event id does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Options tune how the database is opened. The zero value is usable.
+type Options struct {
+	// ReadConns caps the reader pool; 0 means 4.
+	ReadConns int
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// connection or process before failing; 0 means 10s.
+	BusyTimeout time.Duration
+	// Synchronous is SQLite's synchronous pragma for the writer: "normal"
+	// (the default: a committed write survives a process crash) or "full"
+	// (it also survives a power loss, at the cost of an fsync per commit).
+	Synchronous string
+}
+
+// DB is an open feedd database: one writer connection and a reader pool
+// over the same file in WAL mode.
+type DB struct {
+	w *sql.DB
+	r *sql.DB
+}
+
+// Open opens (creating if needed) the database at path. It does not run
+// migrations; call Migrate for that.
+func Open(ctx context.Context, path string, opts Options) (*DB, error) {
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	switch opts.Synchronous {
+	case "":
+		opts.Synchronous = "normal"
+	case "normal", "full":
+	default:
+		return nil, fmt.Errorf("synchronous must be normal or full, not %q", opts.Synchronous)
+	}
+
+	w, err := sql.Open("sqlite", dsn(path, opts, false))
+	if err != nil {
+		return nil, fmt.Errorf("open writer: %w", err)
+	}
+	// One writer: SQLite serialises writes anyway, and a single connection
+	// turns lock contention inside this process into a queue.
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+
+	r, err := sql.Open("sqlite", dsn(path, opts, true))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open readers: %w", err)
+	}
+	r.SetMaxOpenConns(opts.ReadConns)
+	r.SetMaxIdleConns(opts.ReadConns)
+	r.SetConnMaxIdleTime(0)
+	return &DB{w: w, r: r}, nil
+}
+
+// uriPath escapes the characters that would end the path of an SQLite URI
+// filename or be decoded by it.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
+// dsn builds a modernc.org/sqlite DSN. Pragmas live in the DSN so that every
+// connection the pool opens gets them, not just the first.
+func dsn(path string, opts Options, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "synchronous("+opts.Synchronous+")")
+	if readOnly {
+		q.Add("_pragma", "query_only(ON)")
+	} else {
+		// BEGIN IMMEDIATE takes the write lock up front, so a transaction
+		// never fails half-way when it upgrades from read to write.
+		q.Set("_txlock", "immediate")
+	}
+	return "file:" + uriPath.Replace(path) + "?" + q.Encode()
+}
+
+// Close checkpoints the WAL into the main file and closes every connection.
+func (db *DB) Close() error {
+	_, cerr := db.w.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
+	rerr := db.r.Close()
+	werr := db.w.Close()
+	return errors.Join(cerr, rerr, werr)
+}
+
+// Ping reports whether both the writer and the readers can reach the file.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.w.PingContext(ctx); err != nil {
+		return err
+	}
+	return db.r.PingContext(ctx)
+}
+
+func (db *DB) provider() (*goose.Provider, error) {
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.w, migrations.FS)
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	return p, nil
+}
+
+// Migrate applies every pending migration and returns how many ran.
+func (db *DB) Migrate(ctx context.Context) (int, error) {
+	p, err := db.provider()
+	if err != nil {
+		return 0, err
+	}
+	res, err := p.Up(ctx)
+	if err != nil {
+		return len(res), fmt.Errorf("migrate: %w", err)
+	}
+	return len(res), nil
+}
+
+// Migration is the state of one embedded migration.
+type Migration struct {
+	Version   int64
+	Name      string
+	Applied   bool
+	AppliedAt time.Time
+}
+
+// Migrations lists every embedded migration and whether it has been applied.
+func (db *DB) Migrations(ctx context.Context) ([]Migration, error) {
+	p, err := db.provider()
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migration status: %w", err)
+	}
+	out := make([]Migration, 0, len(st))
+	for _, s := range st {
+		out = append(out, Migration{
+			Version:   s.Source.Version,
+			Name:      s.Source.Path,
+			Applied:   s.State == goose.StateApplied,
+			AppliedAt: s.AppliedAt,
+		})
+	}
+	return out, nil
+}
+
+// Pending reports whether any embedded migration has not been applied.
+func (db *DB) Pending(ctx context.Context) (bool, error) {
+	p, err := db.provider()
+	if err != nil {
+		return false, err
+	}
+	return p.HasPending(ctx)
+}

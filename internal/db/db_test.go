@@ -1,0 +1,231 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openTest(t *testing.T) *DB {
+	t.Helper()
+	ctx := context.Background()
+	d, err := Open(ctx, filepath.Join(t.TempDir(), "feedd test?#%.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func ids(evs []Event) []int64 {
+	out := make([]int64, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func appendOne(t *testing.T, d *DB, user, typ, data string) Event {
+	t.Helper()
+	evs, err := d.Append(context.Background(), []NewEvent{{UserID: user, Type: typ, Data: data}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs[0]
+}
+
+func TestMigrateTwiceAndStatus(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	n, err := d.Migrate(ctx)
+	if err != nil || n != 0 {
+		t.Fatalf("second migrate ran %d migrations, err %v; want 0, nil", n, err)
+	}
+	ms, err := d.Migrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) == 0 {
+		t.Fatal("no migrations listed")
+	}
+	for _, m := range ms {
+		if !m.Applied {
+			t.Errorf("migration %d not applied", m.Version)
+		}
+	}
+	if pending, err := d.Pending(ctx); err != nil || pending {
+		t.Fatalf("Pending = %v, %v; want false", pending, err)
+	}
+}
+
+func TestIDsIncreaseAndAreNeverReused(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	a := appendOne(t, d, "alice", "message", "1")
+	b := appendOne(t, d, "alice", "message", "2")
+	if b.ID <= a.ID {
+		t.Fatalf("ids %d then %d: not increasing", a.ID, b.ID)
+	}
+	if err := d.Delete(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Delete(ctx, b.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second delete: %v, want ErrNotFound", err)
+	}
+	if _, err := d.Get(ctx, b.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("get deleted: %v, want ErrNotFound", err)
+	}
+	c := appendOne(t, d, "alice", "message", "3")
+	if c.ID <= b.ID {
+		t.Fatalf("id %d after deleting %d: reused", c.ID, b.ID)
+	}
+	last, err := d.LastID(ctx)
+	if err != nil || last != c.ID {
+		t.Fatalf("LastID = %d, %v; want %d", last, err, c.ID)
+	}
+}
+
+func TestAppendManyIsOneTransaction(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	bad := strings.Repeat("x", 300) // violates the user_id length check
+	_, err := d.Append(ctx, []NewEvent{
+		{UserID: "alice", Type: "message", Data: "ok"},
+		{UserID: bad, Type: "message", Data: "rejected"},
+	}, time.Now())
+	if err == nil {
+		t.Fatal("append with an invalid row succeeded")
+	}
+	all, err := d.List(ctx, "", Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 0 {
+		t.Fatalf("a failed batch left %d rows", len(all))
+	}
+}
+
+func TestFeedMergesUserAndBroadcastInPages(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	now := time.UnixMilli(1_700_000_000_123)
+	var want []int64
+	for i := range 25 {
+		var batch []NewEvent
+		switch i % 3 {
+		case 0:
+			batch = []NewEvent{{UserID: "alice", Type: "message", Data: "a"}}
+		case 1:
+			batch = []NewEvent{{Type: "news", Data: `{"n":1}`, DataJSON: true}} // broadcast
+		case 2:
+			batch = []NewEvent{{UserID: "bob", Type: "message", Data: "b"}}
+		}
+		evs, err := d.Append(ctx, batch, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%3 != 2 {
+			want = append(want, evs[0].ID)
+		}
+	}
+
+	var got []int64
+	cursor := int64(0)
+	for {
+		page, err := d.Feed(ctx, "alice", Range{After: cursor, Limit: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ids(page)...)
+		if len(page) < 4 {
+			break
+		}
+		cursor = page[len(page)-1].ID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged feed for alice = %v, want %v", got, want)
+	}
+
+	latest, err := d.FeedLatest(ctx, "alice", Range{Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(latest), want[len(want)-3:]) {
+		t.Fatalf("FeedLatest = %v, want %v", ids(latest), want[len(want)-3:])
+	}
+	between, err := d.Feed(ctx, "alice", Range{After: want[1], Before: want[4], Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(between), want[2:4]) {
+		t.Fatalf("Feed between = %v, want %v", ids(between), want[2:4])
+	}
+
+	b, err := d.Get(ctx, want[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !b.Broadcast() || b.Type != "news" || b.Data != `{"n":1}` || !b.DataJSON || !b.CreatedAt.Equal(now) {
+		t.Fatalf("broadcast row read back as %+v", b)
+	}
+	bobs, err := d.List(ctx, "bob", Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bobs) != 8 {
+		t.Fatalf("List(bob) = %d events, want 8 (his own, no broadcasts)", len(bobs))
+	}
+}
+
+func TestResumeQueriesUseTheIndexWithoutSorting(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	for name, q := range map[string]string{"feed": feedSQL, "latest": feedLatestSQL} {
+		rows, err := d.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, "alice", 5, 100, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		text := strings.Join(plan, "; ")
+		if strings.Count(text, "SEARCH events USING INDEX events_user_id_id") != 2 {
+			t.Errorf("%s: plan %q does not read both halves through the (user_id, id) index", name, text)
+		}
+		if strings.Contains(text, "TEMP B-TREE") {
+			t.Errorf("%s: plan %q sorts", name, text)
+		}
+	}
+}
+
+func TestOtherProcessCanInsertWithDefaults(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	if _, err := d.w.ExecContext(ctx, "INSERT INTO events (user_id, data) VALUES ('carol', 'hi')"); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := d.After(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Type != "message" || evs[0].DataJSON || time.Since(evs[0].CreatedAt) > time.Minute {
+		t.Fatalf("row inserted with defaults read back as %+v", evs)
+	}
+}

@@ -1,0 +1,208 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+)
+
+// Event is one row of the notification log.
+type Event struct {
+	ID int64
+	// UserID is the addressee; "" for a broadcast.
+	UserID string
+	Type   string
+	// Data is the payload sent to subscribers: a posted string as is,
+	// anything else as compact JSON (then DataJSON is true).
+	Data      string
+	DataJSON  bool
+	CreatedAt time.Time
+}
+
+// Broadcast reports whether the event goes to every user.
+func (e Event) Broadcast() bool { return e.UserID == "" }
+
+// NewEvent is an event to append; the log assigns its id.
+type NewEvent struct {
+	UserID   string // "" for a broadcast
+	Type     string
+	Data     string
+	DataJSON bool
+}
+
+// Range selects events with After < id < Before, at most Limit of them.
+// Before 0 means no upper bound.
+type Range struct {
+	After  int64
+	Before int64
+	Limit  int
+}
+
+func (r Range) bounds() (after, before int64, limit int) {
+	before = r.Before
+	if before <= 0 {
+		before = math.MaxInt64
+	}
+	limit = r.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	return r.After, before, limit
+}
+
+const eventColumns = "id, user_id, type, data, data_json, created_at"
+
+// Append stores evs in one transaction, stamped with now, and returns them
+// with their ids. When it returns nil the rows are committed.
+func (db *DB) Append(ctx context.Context, evs []NewEvent, now time.Time) ([]Event, error) {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin append: %w", err)
+	}
+	defer tx.Rollback()
+
+	stmt, err := tx.PrepareContext(ctx,
+		"INSERT INTO events (user_id, type, data, data_json, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
+	if err != nil {
+		return nil, fmt.Errorf("prepare append: %w", err)
+	}
+	defer stmt.Close()
+
+	ms := now.UnixMilli()
+	out := make([]Event, len(evs))
+	for i, e := range evs {
+		var user any
+		if e.UserID != "" {
+			user = e.UserID
+		}
+		if err := stmt.QueryRowContext(ctx, user, e.Type, e.Data, e.DataJSON, ms).Scan(&out[i].ID); err != nil {
+			return nil, fmt.Errorf("insert event: %w", err)
+		}
+		out[i].UserID, out[i].Type, out[i].Data, out[i].DataJSON = e.UserID, e.Type, e.Data, e.DataJSON
+		out[i].CreatedAt = time.UnixMilli(ms).UTC()
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit append: %w", err)
+	}
+	return out, nil
+}
+
+// feedSQL reads a user's feed: its own rows and the broadcasts, each half a
+// range of the (user_id, id) index, merged by id as SQLite streams them, so
+// neither half is sorted nor read past the LIMIT. ?1 user, ?2 after,
+// ?3 before, ?4 limit.
+const feedSQL = `
+SELECT ` + eventColumns + ` FROM events WHERE user_id = ?1 AND id > ?2 AND id < ?3
+UNION ALL
+SELECT ` + eventColumns + ` FROM events WHERE user_id IS NULL AND id > ?2 AND id < ?3
+ORDER BY id LIMIT ?4`
+
+// feedLatestSQL is feedSQL walking the index backwards from ?3.
+const feedLatestSQL = `
+SELECT ` + eventColumns + ` FROM events WHERE user_id = ?1 AND id > ?2 AND id < ?3
+UNION ALL
+SELECT ` + eventColumns + ` FROM events WHERE user_id IS NULL AND id > ?2 AND id < ?3
+ORDER BY id DESC LIMIT ?4`
+
+// Feed returns the events a user's feed carries (addressed to the user, or
+// broadcast) inside r, oldest first.
+func (db *DB) Feed(ctx context.Context, userID string, r Range) ([]Event, error) {
+	after, before, limit := r.bounds()
+	return db.query(ctx, feedSQL, limit, userID, after, before, limit)
+}
+
+// FeedLatest is Feed for the newest events inside r: the last Limit of them,
+// still returned oldest first.
+func (db *DB) FeedLatest(ctx context.Context, userID string, r Range) ([]Event, error) {
+	after, before, limit := r.bounds()
+	evs, err := db.query(ctx, feedLatestSQL, limit, userID, after, before, limit)
+	slices.Reverse(evs)
+	return evs, err
+}
+
+// After returns every event of the log with id > after, oldest first, at
+// most limit of them. The tailer reads new rows with it.
+func (db *DB) After(ctx context.Context, after int64, limit int) ([]Event, error) {
+	return db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE id > ? ORDER BY id LIMIT ?",
+		limit, after, limit)
+}
+
+// List returns the events addressed to userID inside r, oldest first; with
+// userID "" it lists the whole log, broadcasts included.
+func (db *DB) List(ctx context.Context, userID string, r Range) ([]Event, error) {
+	after, before, limit := r.bounds()
+	if userID == "" {
+		return db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
+			limit, after, before, limit)
+	}
+	return db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE user_id = ? AND id > ? AND id < ? ORDER BY id LIMIT ?",
+		limit, userID, after, before, limit)
+}
+
+// Get returns one event, or ErrNotFound.
+func (db *DB) Get(ctx context.Context, id int64) (Event, error) {
+	evs, err := db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE id = ?", 1, id)
+	if err != nil {
+		return Event{}, err
+	}
+	if len(evs) == 0 {
+		return Event{}, ErrNotFound
+	}
+	return evs[0], nil
+}
+
+// Delete removes one event, or returns ErrNotFound. Its id is never reused.
+func (db *DB) Delete(ctx context.Context, id int64) error {
+	res, err := db.w.ExecContext(ctx, "DELETE FROM events WHERE id = ?", id)
+	if err != nil {
+		return fmt.Errorf("delete event: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete event: %w", err)
+	}
+	if n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// LastID returns the highest id in the log, 0 when it is empty.
+func (db *DB) LastID(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM events").Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("last id: %w", err)
+	}
+	return id, nil
+}
+
+// query runs a SELECT of eventColumns on the reader pool.
+func (db *DB) query(ctx context.Context, q string, sizeHint int, args ...any) ([]Event, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	out := make([]Event, 0, min(sizeHint, 1024))
+	for rows.Next() {
+		var (
+			e    Event
+			user sql.NullString
+			ms   int64
+		)
+		if err := rows.Scan(&e.ID, &user, &e.Type, &e.Data, &e.DataJSON, &ms); err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		e.UserID = user.String
+		e.CreatedAt = time.UnixMilli(ms).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
