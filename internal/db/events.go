@@ -206,3 +206,20 @@ func (db *DB) query(ctx context.Context, q string, sizeHint int, args ...any) ([
 	}
 	return out, nil
 }
+
+// Prune deletes up to limit of the oldest events created before cutoff and
+// returns how many it deleted. Small batches keep each write transaction,
+// and so the time other writers wait, short.
+func (db *DB) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	res, err := db.w.ExecContext(ctx,
+		"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ? ORDER BY id LIMIT ?)",
+		cutoff.UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune events: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// usageError is a bad command line or setting: main exits 2 on it.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// config holds every setting of feedd serve. Each is a flag and a FEEDD_*
+// environment variable; the flag wins.
+type config struct {
+	db              string
+	addr            string
+	jwtSecret       string
+	jwtSecretFile   string
+	jwtPublicKey    string
+	jwtIssuer       string
+	jwtAudience     string
+	pollInterval    time.Duration
+	heartbeat       time.Duration
+	retry           time.Duration
+	writeTimeout    time.Duration
+	retention       time.Duration
+	maxConnsPerUser int
+	corsOrigins     string
+	tlsCert         string
+	tlsKey          string
+	logFormat       string
+	logLevel        string
+}
+
+// keyFlags registers the settings that locate the database and the token
+// key; every subcommand that opens the database or mints tokens needs them.
+func (c *config) keyFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.db, "db", "feedd.db", "SQLite database file (created and migrated if missing)")
+	fs.StringVar(&c.jwtSecret, "jwt-secret", "", "HMAC secret for HS256/384/512 tokens, at least 32 bytes (default: generated and kept in DB.secret)")
+	fs.StringVar(&c.jwtSecretFile, "jwt-secret-file", "", "file holding the HMAC secret")
+	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "PEM public key (RSA, ECDSA or Ed25519), as a file path or the PEM text, to verify tokens minted elsewhere")
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "if set, tokens must carry this iss")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "if set, tokens must carry this aud")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// serveFlags registers the settings only the server uses.
+func (c *config) serveFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.DurationVar(&c.pollInterval, "poll-interval", 100*time.Millisecond, "how often the tailer looks for rows written by other processes")
+	fs.DurationVar(&c.heartbeat, "heartbeat", 15*time.Second, "silence after which a feed gets a heartbeat comment")
+	fs.DurationVar(&c.retry, "retry", 3*time.Second, "reconnection delay sent to clients")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "a feed whose client reads nothing for this long is closed (it resumes on reconnect)")
+	fs.DurationVar(&c.retention, "retention", 0, "delete events older than this, e.g. 720h; 0 keeps everything")
+	fs.IntVar(&c.maxConnsPerUser, "max-conns-per-user", 32, "open feeds allowed per user; more get 429")
+	fs.StringVar(&c.corsOrigins, "cors-origins", "", "comma-separated origins whose pages may open feeds cross-origin, or *; admin endpoints are never cross-origin")
+	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS and HTTP/2 with --tls-key")
+	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
+}
+
+// envName is the environment variable of a flag: --poll-interval is
+// FEEDD_POLL_INTERVAL.
+func envName(flagName string) string {
+	return "FEEDD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse applies environment variables, then the command line, to fs. Each
+// flag's help names its variable. --help prints to stdout and returns
+// flag.ErrHelp.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Usage += " [" + envName(f.Name) + "]"
+	})
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(envName(f.Name))
+		if v == "" || envErr != nil {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = usagef("%s=%q: %v", envName(f.Name), v, err)
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fmt.Fprintf(stdout, "Usage: feedd %s [flags]\n\nFlags (each also read from the environment variable in brackets):\n", fs.Name())
+		fs.PrintDefaults()
+		return err
+	}
+	if err != nil {
+		return usagef("%v (see feedd %s --help)", err, fs.Name())
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (see feedd %s --help)", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// check validates the settings of feedd serve.
+func (c *config) check() error {
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"--poll-interval", c.pollInterval},
+		{"--heartbeat", c.heartbeat},
+		{"--retry", c.retry},
+		{"--write-timeout", c.writeTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			return usagef("%s must be a positive duration such as 100ms or 15s, not %s", p.name, p.d)
+		}
+	}
+	if c.retention < 0 {
+		return usagef("--retention must be 0 (keep everything) or a positive duration such as 720h")
+	}
+	if c.maxConnsPerUser < 1 {
+		return usagef("--max-conns-per-user must be at least 1")
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together: set both or neither")
+	}
+	return nil
+}
+
+// corsList splits --cors-origins.
+func (c *config) corsList() []string {
+	var out []string
+	for o := range strings.SplitSeq(c.corsOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// logger builds the structured logger the settings ask for.
+func (c *config) logger(stderr io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usagef("--log-level must be debug, info, warn or error, not %q", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(stderr, opts)), nil
+	}
+	return nil, usagef("--log-format must be text or json, not %q", c.logFormat)
+}
+
+// readFile reads a file named by a setting, with the setting in the error.
+func readFile(setting, path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, usagef("%s: %v", setting, err)
+	}
+	return b, nil
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/feed"
+)
+
+// shutdownGrace bounds how long a stop waits for requests to finish; with
+// the database close it keeps the exit within SPEC's 10 seconds.
+const shutdownGrace = 8 * time.Second
+
+// serve runs the server until ctx is cancelled, then shuts down gracefully.
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.keyFlags(fs)
+	c.serveFlags(fs)
+	if err := parse(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	if err := c.check(); err != nil {
+		return err
+	}
+	log, err := c.logger(stderr)
+	if err != nil {
+		return err
+	}
+	verifier, signer, err := c.keys(stdout)
+	if err != nil {
+		return err
+	}
+
+	store, err := db.Open(ctx, c.db, db.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Error("closing the database", "err", err)
+		}
+	}()
+	if n, err := store.Migrate(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Info("applied migrations", "count", n, "db", c.db)
+	}
+	last, err := store.LastID(ctx)
+	if err != nil {
+		return err
+	}
+
+	hub := feed.NewHub(last, feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser})
+	tailer := feed.NewTailer(store, hub, c.pollInterval, log)
+	api := feed.NewServer(feed.Config{
+		DB:           store,
+		Verifier:     verifier,
+		Hub:          hub,
+		Tailer:       tailer,
+		Logger:       log,
+		Heartbeat:    c.heartbeat,
+		Retry:        c.retry,
+		WriteTimeout: c.writeTimeout,
+		CORSOrigins:  c.corsList(),
+	})
+
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return usagef("--addr %s: %v", c.addr, err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	var background sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		stopBackground()
+		background.Wait()
+	}()
+	background.Go(func() { tailer.Run(bgCtx) })
+	if c.retention > 0 {
+		background.Go(func() { feed.Prune(bgCtx, store, c.retention, time.Now, log) })
+	}
+
+	serveErr := make(chan error, 1)
+	go func() {
+		if c.tlsCert != "" {
+			serveErr <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey)
+		} else {
+			serveErr <- srv.Serve(ln)
+		}
+	}()
+	scheme := "http"
+	if c.tlsCert != "" {
+		scheme = "https"
+	}
+	printBanner(stdout, scheme, ln.Addr().String(), c, signer)
+	log.Info("feedd started", "addr", ln.Addr().String(), "db", c.db, "tls", c.tlsCert != "")
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: ending feeds, finishing requests")
+	api.Drain()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("requests still running at the shutdown deadline; closing them", "err", err)
+		srv.Close()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("feedd stopped")
+	return nil
+}
+
+// printBanner prints where feedd listens and, when it holds the secret,
+// ready-to-paste commands with fresh tokens.
+func printBanner(stdout io.Writer, scheme, addr string, c config, signer *auth.Signer) {
+	base := scheme + "://" + dialable(addr)
+	fmt.Fprintf(stdout, "feedd listening on %s (database %s)\n", base, c.db)
+	if signer == nil {
+		fmt.Fprintln(stdout, "Tokens are verified with --jwt-public-key; mint them where the private key lives.")
+		return
+	}
+	const demoUser = "demo"
+	now := time.Now()
+	userTok, err1 := signer.Mint(demoUser, 24*time.Hour, false, c.jwtIssuer, c.jwtAudience, now)
+	adminTok, err2 := signer.Mint("", 24*time.Hour, true, c.jwtIssuer, c.jwtAudience, now)
+	if err := errors.Join(err1, err2); err != nil {
+		fmt.Fprintf(stdout, "Could not mint demo tokens: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stdout, `
+Demo page (user %q, token valid 24h):
+  %s/#token=%s
+
+Subscribe as %q:
+  curl -N '%s/events?token=%s'
+
+Post a notification to %q (admin token valid 24h):
+  curl -X POST %s/admin/notifications -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{"user":"%s","type":"greeting","data":{"text":"hello"}}'
+
+Mint more tokens with: feedd token --sub USER   (or --admin)
+`, demoUser, base, userTok, demoUser, base, url.QueryEscape(userTok), demoUser, base, adminTok, demoUser)
+}
+
+// dialable turns a listen address into one a client can connect to: an
+// unspecified host (":8080", "0.0.0.0:8080") becomes the loopback.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,193 @@
+package feed
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
+)
+
+// Paging of listings.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// publish stores evs in one transaction and, once committed, wakes the
+// tailer so that open feeds get them without waiting for the next poll.
+func (s *Server) publish(ctx context.Context, evs []db.NewEvent) ([]db.Event, error) {
+	out, err := s.cfg.DB.Append(ctx, evs, s.now())
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Tailer.Wake()
+	return out, nil
+}
+
+// postNotification serves POST /admin/notifications.
+func (s *Server) postNotification(w http.ResponseWriter, r *http.Request) {
+	var n notification
+	if err := decodeJSON(w, r, &n); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	evs, err := n.events()
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	out, err := s.publish(r.Context(), evs)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toEventsJSON(out))
+}
+
+// postBatch serves POST /admin/notifications/batch: every notification or
+// none, in one transaction.
+func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Notifications *[]notification `json:"notifications"`
+	}
+	if err := decodeJSON(w, r, &body); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if body.Notifications == nil || len(*body.Notifications) == 0 || len(*body.Notifications) > maxBatchItems {
+		writeError(w, r, s.log, errorf(http.StatusBadRequest, `"notifications" must list 1 to %d notifications`, maxBatchItems))
+		return
+	}
+	var all []db.NewEvent
+	for i, n := range *body.Notifications {
+		evs, err := n.events()
+		if err != nil {
+			writeError(w, r, s.log, itemError(i, err))
+			return
+		}
+		all = append(all, evs...)
+	}
+	out, err := s.publish(r.Context(), all)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, toEventsJSON(out))
+}
+
+// listNotifications serves GET /admin/notifications?user=&after=&limit=:
+// the log oldest first, or only the events addressed to one user.
+func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	user, err := single(q, "user")
+	if err == nil && user != "" {
+		if verr := auth.ValidateSubject(user); verr != nil {
+			err = errorf(http.StatusBadRequest, `"user": %v`, verr)
+		}
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	rg, err := parseRange(q)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	limit := rg.Limit
+	rg.Limit++ // one more tells whether another page follows
+	evs, err := s.cfg.DB.List(r.Context(), user, rg)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ascendingPage(evs, limit))
+}
+
+// ascendingPage builds an oldest-first page from up to limit+1 events.
+func ascendingPage(evs []db.Event, limit int) pageJSON {
+	more := len(evs) > limit
+	if more {
+		evs = evs[:limit]
+	}
+	page := pageJSON{Events: toEventsJSON(evs).Events, HasMore: more}
+	if more {
+		page.NextAfter = evs[len(evs)-1].ID
+	}
+	return page
+}
+
+// getNotification serves GET /admin/notifications/{id}.
+func (s *Server) getNotification(w http.ResponseWriter, r *http.Request, id int64) {
+	e, err := s.cfg.DB.Get(r.Context(), id)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, toJSON(e))
+}
+
+// deleteNotification serves DELETE /admin/notifications/{id}.
+func (s *Server) deleteNotification(w http.ResponseWriter, r *http.Request, id int64) {
+	if err := s.cfg.DB.Delete(r.Context(), id); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// parseRange reads after=, before= and limit= from a query.
+func parseRange(q url.Values) (db.Range, error) {
+	rg := db.Range{Limit: defaultListLimit}
+	for _, p := range []struct {
+		name string
+		dst  *int64
+	}{{"after", &rg.After}, {"before", &rg.Before}} {
+		v, err := single(q, p.name)
+		if err != nil {
+			return rg, err
+		}
+		if v == "" {
+			continue
+		}
+		if *p.dst, err = parseID(v); err != nil {
+			return rg, errorf(http.StatusBadRequest, "%q must be an event id (a non-negative integer)", p.name)
+		}
+	}
+	v, err := single(q, "limit")
+	if err != nil {
+		return rg, err
+	}
+	if v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLimit {
+			return rg, errorf(http.StatusBadRequest, `"limit" must be a whole number from 1 to %d`, maxListLimit)
+		}
+		rg.Limit = n
+	}
+	return rg, nil
+}
+
+// single returns the one value of a query parameter, "" when absent; a
+// parameter given twice is an error rather than a guess.
+func single(q url.Values, name string) (string, error) {
+	vs := q[name]
+	if len(vs) > 1 {
+		return "", errorf(http.StatusBadRequest, "%q is given %d times; give it once", name, len(vs))
+	}
+	if len(vs) == 0 {
+		return "", nil
+	}
+	return vs[0], nil
+}
+
+// parseID parses an event id or cursor: a decimal, non-negative int64.
+func parseID(s string) (int64, error) {
+	if s == "" || s[0] == '+' || s[0] == '-' {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.ParseInt(s, 10, 64)
+}

@@ -1,0 +1,244 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/sse"
+)
+
+// replayPage is how many rows a feed reads per query when it replays or
+// catches up from the log.
+const replayPage = 500
+
+// maxTypesFilter caps how many types one feed may filter on.
+const maxTypesFilter = 64
+
+// feedConn is the state of one open feed, owned by its request goroutine.
+type feedConn struct {
+	s      *Server
+	stream *sse.Stream
+	sub    *subscriber
+	userID string
+	types  map[string]bool // nil: every type
+	cursor int64           // id of the newest event handled (sent or filtered out)
+	sent   int
+	buf    []byte
+	spare  []*delivery
+}
+
+// events serves GET /events: an SSE feed of the token user's notifications,
+// replayed from the log after the client's cursor, then live.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	claims, _ := auth.ClaimsFrom(r.Context())
+	cursor, resume, err := parseCursor(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	types, err := parseTypes(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	sub, last, err := s.cfg.Hub.subscribe(claims.Subject)
+	if errors.Is(err, ErrTooManyFeeds) {
+		writeError(w, r, s.log, errorf(http.StatusTooManyRequests,
+			"this user already has the maximum number of open feeds; close one and retry"))
+		return
+	}
+	defer s.cfg.Hub.unsubscribe(sub)
+
+	stream, err := sse.NewStream(w, r, s.cfg.WriteTimeout)
+	if err != nil {
+		s.log.Debug("feed could not start", "err", err)
+		return
+	}
+	f := &feedConn{s: s, stream: stream, sub: sub, userID: claims.Subject, types: types, cursor: last}
+	reason := f.run(r.Context(), cursor, resume, claims.ExpiresAt)
+	s.log.Debug("feed ended", "reason", reason, "events", f.sent, "cursor", f.cursor)
+}
+
+// run streams until the feed ends and returns why it ended.
+func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.Time) string {
+	s := f.s
+	if err := f.stream.Send(sse.Event{Retry: s.cfg.Retry}); err != nil {
+		return "write failed"
+	}
+	if resume {
+		// Events committed before the hub registered this feed are read
+		// from the log; later ones are queued as well, and the cursor
+		// drops whichever copy comes second.
+		f.cursor = cursor
+		if err := f.catchUp(ctx); err != nil {
+			return f.failure(ctx, err)
+		}
+	}
+
+	expiry := time.NewTimer(exp.Sub(s.now()))
+	defer expiry.Stop()
+	heartbeat := time.NewTimer(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return "client left"
+		case <-s.draining:
+			return "shutdown"
+		case <-expiry.C:
+			return "token expired"
+		case <-heartbeat.C:
+			if err := f.stream.Comment(""); err != nil {
+				return "write failed"
+			}
+		case <-f.sub.wake:
+			if err := f.deliverQueued(ctx); err != nil {
+				return f.failure(ctx, err)
+			}
+		}
+		heartbeat.Reset(s.cfg.Heartbeat)
+	}
+}
+
+// failure names why a feed ended on err.
+func (f *feedConn) failure(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "client left"
+	}
+	var dbErr dbError
+	if errors.As(err, &dbErr) {
+		f.s.log.Error("feed catch-up failed", "err", err)
+		return "database error"
+	}
+	return "write failed"
+}
+
+// dbError marks a failed log read, as opposed to a failed write to the client.
+type dbError struct{ error }
+
+func (e dbError) Unwrap() error { return e.error }
+
+// deliverQueued writes what the hub queued. If the queue overflowed the
+// feed first catches up from the log by its cursor.
+func (f *feedConn) deliverQueued(ctx context.Context) error {
+	q, overflow := f.sub.take(f.spare)
+	f.spare = q
+	if overflow {
+		if err := f.catchUp(ctx); err != nil {
+			return err
+		}
+	}
+	f.buf = f.buf[:0]
+	for _, d := range q {
+		if d.id <= f.cursor {
+			continue
+		}
+		f.cursor = d.id
+		if f.wants(d.typ) {
+			f.buf = append(f.buf, d.wire...)
+			f.sent++
+		}
+	}
+	if len(f.buf) == 0 {
+		return nil
+	}
+	return f.stream.WriteRaw(f.buf)
+}
+
+// catchUp sends every event of the user's feed after the cursor, page by
+// page, until the log has no more.
+func (f *feedConn) catchUp(ctx context.Context) error {
+	for {
+		evs, err := f.s.cfg.DB.Feed(ctx, f.userID, db.Range{After: f.cursor, Limit: replayPage})
+		if err != nil {
+			return dbError{err}
+		}
+		f.buf = f.buf[:0]
+		for _, e := range evs {
+			f.cursor = e.ID
+			if !f.wants(e.Type) {
+				continue
+			}
+			wire, err := encode(f.buf, e)
+			if err != nil {
+				f.s.log.Warn("skipping a row that cannot be sent as an event", "id", e.ID, "err", err)
+				continue
+			}
+			f.buf = wire
+			f.sent++
+		}
+		if len(f.buf) > 0 {
+			if err := f.stream.WriteRaw(f.buf); err != nil {
+				return err
+			}
+		}
+		if len(evs) < replayPage {
+			return nil
+		}
+	}
+}
+
+// wants reports whether the feed's types= filter lets typ through. Events
+// the server itself sends (feed.*) always pass.
+func (f *feedConn) wants(typ string) bool {
+	return f.types == nil || f.types[typ] || strings.HasPrefix(typ, reservedPrefix)
+}
+
+// parseCursor reads the resume cursor: the Last-Event-ID header, else the
+// last_event_id (or lastEventId) query parameter. An empty value is no cursor.
+func parseCursor(r *http.Request) (cursor int64, ok bool, err error) {
+	if vs := r.Header.Values("Last-Event-ID"); len(vs) > 0 {
+		if len(vs) > 1 {
+			return 0, false, errorf(http.StatusBadRequest, "Last-Event-ID is given %d times; give it once", len(vs))
+		}
+		if v := strings.TrimSpace(vs[0]); v != "" {
+			return cursorValue("Last-Event-ID", v)
+		}
+	}
+	q := r.URL.Query()
+	for _, name := range []string{"last_event_id", "lastEventId"} {
+		v, err := single(q, name)
+		if err != nil {
+			return 0, false, err
+		}
+		if v != "" {
+			return cursorValue(name, v)
+		}
+	}
+	return 0, false, nil
+}
+
+func cursorValue(name, v string) (int64, bool, error) {
+	id, err := parseID(v)
+	if err != nil {
+		return 0, false, errorf(http.StatusBadRequest,
+			"%s must be the id of an event (an integer from 0 to 9223372036854775807); use 0 to replay all history", name)
+	}
+	return id, true, nil
+}
+
+// parseTypes reads types=a,b. Absent or empty means every type.
+func parseTypes(r *http.Request) (map[string]bool, error) {
+	v, err := single(r.URL.Query(), "types")
+	if err != nil || v == "" {
+		return nil, err
+	}
+	names := strings.Split(v, ",")
+	if len(names) > maxTypesFilter {
+		return nil, errorf(http.StatusBadRequest, "types= lists %d types; the limit is %d", len(names), maxTypesFilter)
+	}
+	types := make(map[string]bool, len(names))
+	for _, t := range names {
+		if t == "" || len(t) > maxTypeLen || !isTypeName(t) {
+			return nil, errorf(http.StatusBadRequest,
+				"types= must be a comma-separated list of event types (letters, digits and . _ : -, up to %d characters each)", maxTypeLen)
+		}
+		types[t] = true
+	}
+	return types, nil
+}

@@ -1,0 +1,47 @@
+package feed
+
+import (
+	"net/http"
+
+	"github.com/feedd/feedd/internal/auth"
+)
+
+// history serves GET /v1/notifications?after=&before=&limit= for the user of
+// the token: its own and the broadcast events, oldest first in the answer.
+// With after= it pages forward from that id; without it, it returns the
+// newest events before before= (or the newest of all), which is what a page
+// renders before it opens the feed with last_event_id set to the newest id.
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	claims, _ := auth.ClaimsFrom(r.Context())
+	q := r.URL.Query()
+	rg, err := parseRange(q)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	limit := rg.Limit
+	rg.Limit++ // one more tells whether another page follows
+	if q.Has("after") {
+		evs, err := s.cfg.DB.Feed(r.Context(), claims.Subject, rg)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, ascendingPage(evs, limit))
+		return
+	}
+	evs, err := s.cfg.DB.FeedLatest(r.Context(), claims.Subject, rg)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	more := len(evs) > limit
+	if more {
+		evs = evs[1:] // the oldest was only read to learn that more exist
+	}
+	page := pageJSON{Events: toEventsJSON(evs).Events, HasMore: more}
+	if more {
+		page.NextBefore = evs[0].ID
+	}
+	writeJSON(w, http.StatusOK, page)
+}

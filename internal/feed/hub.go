@@ -1,0 +1,162 @@
+package feed
+
+import (
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrTooManyFeeds is returned by Subscribe when a user already has the
+// maximum number of open feeds.
+var ErrTooManyFeeds = errors.New("too many open feeds for this user")
+
+// delivery is one log row as the tailer read it, encoded once and shared,
+// read-only, by every feed it is handed to.
+type delivery struct {
+	id        int64
+	userID    string // "" for a broadcast
+	typ       string
+	wire      []byte
+	committed time.Time
+}
+
+// subscriber is one open feed as the hub sees it: a bounded queue the hub
+// appends to without ever blocking, and a flag set when the queue overflowed
+// so that the feed knows to catch up from the database by its own cursor.
+type subscriber struct {
+	userID string
+	wake   chan struct{}
+
+	mu       sync.Mutex
+	queue    []*delivery
+	overflow bool
+}
+
+// push queues d for the feed and wakes it. It never blocks: a full queue is
+// dropped and marked as overflowed instead.
+func (s *subscriber) push(d *delivery, max int) {
+	s.mu.Lock()
+	switch {
+	case s.overflow:
+	case len(s.queue) >= max:
+		s.overflow = true
+		clear(s.queue)
+		s.queue = s.queue[:0]
+	default:
+		s.queue = append(s.queue, d)
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns what was queued and whether the queue overflowed since the
+// last take, and resets both. spare (the slice returned by the previous take,
+// now consumed) becomes the new queue, so steady state allocates nothing.
+func (s *subscriber) take(spare []*delivery) ([]*delivery, bool) {
+	clear(spare)
+	s.mu.Lock()
+	q, over := s.queue, s.overflow
+	s.queue, s.overflow = spare[:0], false
+	s.mu.Unlock()
+	return q, over
+}
+
+// HubOptions bound the hub's resources.
+type HubOptions struct {
+	// MaxConnsPerUser caps the open feeds of one user; 0 means no cap.
+	MaxConnsPerUser int
+	// QueueLen is how many events a feed may have waiting before it is
+	// switched to catching up from the database; 0 means 256.
+	QueueLen int
+}
+
+// Hub hands the rows the tailer reads to the open feeds they are for.
+type Hub struct {
+	opts HubOptions
+
+	mu    sync.Mutex
+	users map[string]map[*subscriber]struct{}
+	all   map[*subscriber]struct{}
+	last  int64 // id of the newest row dispatched
+}
+
+// NewHub returns a hub whose tailer starts after the row lastID.
+func NewHub(lastID int64, opts HubOptions) *Hub {
+	if opts.QueueLen <= 0 {
+		opts.QueueLen = 256
+	}
+	return &Hub{
+		opts:  opts,
+		users: make(map[string]map[*subscriber]struct{}),
+		all:   make(map[*subscriber]struct{}),
+		last:  lastID,
+	}
+}
+
+// subscribe registers a feed for userID. It returns the id of the newest row
+// already dispatched: every later row will be queued for the feed.
+func (h *Hub) subscribe(userID string) (*subscriber, int64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	mine := h.users[userID]
+	if h.opts.MaxConnsPerUser > 0 && len(mine) >= h.opts.MaxConnsPerUser {
+		return nil, 0, ErrTooManyFeeds
+	}
+	if mine == nil {
+		mine = make(map[*subscriber]struct{})
+		h.users[userID] = mine
+	}
+	s := &subscriber{userID: userID, wake: make(chan struct{}, 1)}
+	mine[s] = struct{}{}
+	h.all[s] = struct{}{}
+	return s, h.last, nil
+}
+
+// unsubscribe removes a feed; its slot is free at once.
+func (h *Hub) unsubscribe(s *subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.all, s)
+	if mine := h.users[s.userID]; mine != nil {
+		delete(mine, s)
+		if len(mine) == 0 {
+			delete(h.users, s.userID)
+		}
+	}
+}
+
+// dispatch hands rows, in id order, to the feeds they are for: a user's
+// row to that user's feeds, a broadcast to every feed.
+func (h *Hub) dispatch(ds []*delivery) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, d := range ds {
+		if d.userID == "" {
+			for s := range h.all {
+				s.push(d, h.opts.QueueLen)
+			}
+		} else {
+			for s := range h.users[d.userID] {
+				s.push(d, h.opts.QueueLen)
+			}
+		}
+		h.last = d.id
+	}
+}
+
+// Last returns the id of the newest row the hub has dispatched.
+func (h *Hub) Last() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
+}
+
+// Feeds returns the number of open feeds.
+func (h *Hub) Feeds() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.all)
+}

@@ -1,0 +1,195 @@
+package feed
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
+)
+
+// Limits on what one publish may carry.
+const (
+	maxDataBytes     = 64 << 10
+	maxUsersPerEvent = 1000
+	maxBatchItems    = 1000
+	maxTypeLen       = 64
+	defaultType      = "message"
+	reservedPrefix   = "feed."
+)
+
+// notification is the JSON body of a publish.
+type notification struct {
+	User      *string         `json:"user"`
+	Users     *[]string       `json:"users"`
+	Broadcast *bool           `json:"broadcast"`
+	Type      *string         `json:"type"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// events validates n and returns the rows it creates: one per addressee,
+// or one for a broadcast.
+func (n notification) events() ([]db.NewEvent, error) {
+	typ := defaultType
+	if n.Type != nil {
+		typ = *n.Type
+		if err := validateType(typ); err != nil {
+			return nil, err
+		}
+	}
+	data, isJSON, err := payload(n.Data)
+	if err != nil {
+		return nil, err
+	}
+	broadcast := n.Broadcast != nil && *n.Broadcast
+	given := 0
+	for _, set := range []bool{n.User != nil, n.Users != nil, broadcast} {
+		if set {
+			given++
+		}
+	}
+	if given != 1 {
+		return nil, errorf(http.StatusBadRequest, `give exactly one of "user", "users" or "broadcast": true`)
+	}
+
+	switch {
+	case broadcast:
+		return []db.NewEvent{{Type: typ, Data: data, DataJSON: isJSON}}, nil
+	case n.User != nil:
+		if err := auth.ValidateSubject(*n.User); err != nil {
+			return nil, errorf(http.StatusBadRequest, `"user": %v`, err)
+		}
+		return []db.NewEvent{{UserID: *n.User, Type: typ, Data: data, DataJSON: isJSON}}, nil
+	}
+	users := *n.Users
+	if len(users) == 0 || len(users) > maxUsersPerEvent {
+		return nil, errorf(http.StatusBadRequest, `"users" must list 1 to %d user ids, not %d`, maxUsersPerEvent, len(users))
+	}
+	seen := make(map[string]struct{}, len(users))
+	out := make([]db.NewEvent, len(users))
+	for i, u := range users {
+		if err := auth.ValidateSubject(u); err != nil {
+			return nil, errorf(http.StatusBadRequest, `"users"[%d]: %v`, i, err)
+		}
+		if _, dup := seen[u]; dup {
+			return nil, errorf(http.StatusBadRequest, `"users"[%d]: %q is listed twice`, i, u)
+		}
+		seen[u] = struct{}{}
+		out[i] = db.NewEvent{UserID: u, Type: typ, Data: data, DataJSON: isJSON}
+	}
+	return out, nil
+}
+
+// validateType checks an event type: 1-64 characters of A-Za-z0-9._:-,
+// not in the feed. namespace the server keeps for itself.
+func validateType(typ string) error {
+	if typ == "" || len(typ) > maxTypeLen {
+		return errorf(http.StatusBadRequest, `"type" must be 1 to %d characters long`, maxTypeLen)
+	}
+	if !isTypeName(typ) {
+		return errorf(http.StatusBadRequest, `"type" may only contain letters, digits and . _ : -`)
+	}
+	if strings.HasPrefix(typ, reservedPrefix) {
+		return errorf(http.StatusBadRequest, `"type" must not start with %q: that prefix is reserved for the server`, reservedPrefix)
+	}
+	return nil
+}
+
+func isTypeName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '_' || c == ':' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// payload turns the posted data into what subscribers receive: a string as
+// is, any other JSON value compacted.
+func payload(raw json.RawMessage) (data string, isJSON bool, err error) {
+	trimmed := bytes.TrimSpace(raw)
+	switch {
+	case len(trimmed) == 0:
+		return "", false, errorf(http.StatusBadRequest, `"data" is required`)
+	case string(trimmed) == "null":
+		return "", false, errorf(http.StatusBadRequest, `"data" must not be null`)
+	case trimmed[0] == '"':
+		if err := json.Unmarshal(trimmed, &data); err != nil {
+			return "", false, errorf(http.StatusBadRequest, `"data" is not a valid JSON string`)
+		}
+	default:
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, trimmed); err != nil {
+			return "", false, errorf(http.StatusBadRequest, `"data" is not valid JSON`)
+		}
+		data, isJSON = buf.String(), true
+	}
+	if len(data) > maxDataBytes {
+		return "", false, errorf(http.StatusBadRequest, `"data" is %d bytes; the limit is %d`, len(data), maxDataBytes)
+	}
+	return data, isJSON, nil
+}
+
+// eventJSON is how the API shows a stored event.
+type eventJSON struct {
+	ID        int64           `json:"id"`
+	User      string          `json:"user,omitempty"`
+	Broadcast bool            `json:"broadcast"`
+	Type      string          `json:"type"`
+	Data      json.RawMessage `json:"data"`
+	CreatedAt string          `json:"created_at"`
+}
+
+func toJSON(e db.Event) eventJSON {
+	out := eventJSON{
+		ID:        e.ID,
+		User:      e.UserID,
+		Broadcast: e.Broadcast(),
+		Type:      e.Type,
+		CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano),
+	}
+	if e.DataJSON && json.Valid([]byte(e.Data)) {
+		out.Data = json.RawMessage(e.Data)
+	} else {
+		out.Data, _ = json.Marshal(e.Data) // a string always marshals
+	}
+	return out
+}
+
+// eventsJSON is the {"events": [...]} answer of a publish.
+type eventsJSON struct {
+	Events []eventJSON `json:"events"`
+}
+
+func toEventsJSON(evs []db.Event) eventsJSON {
+	out := eventsJSON{Events: make([]eventJSON, len(evs))}
+	for i, e := range evs {
+		out.Events[i] = toJSON(e)
+	}
+	return out
+}
+
+// pageJSON is one page of a listing. HasMore tells that another page
+// follows; NextAfter (oldest-first listings) or NextBefore (newest-first)
+// is the cursor to ask for it with.
+type pageJSON struct {
+	Events     []eventJSON `json:"events"`
+	HasMore    bool        `json:"has_more"`
+	NextAfter  int64       `json:"next_after,omitempty"`
+	NextBefore int64       `json:"next_before,omitempty"`
+}
+
+// itemError prefixes a validation error with the batch index it is about.
+func itemError(i int, err error) error {
+	if ae, ok := err.(*apiError); ok {
+		return &apiError{status: ae.status, msg: fmt.Sprintf("notifications[%d]: %s", i, ae.msg)}
+	}
+	return err
+}

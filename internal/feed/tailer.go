@@ -1,0 +1,91 @@
+package feed
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/sse"
+)
+
+// tailPage is how many rows the tailer reads per query.
+const tailPage = 512
+
+// Tailer reads each new row of the log once and hands it to the hub. It
+// polls every interval, so rows that other processes insert are seen, and a
+// local publish wakes it at once.
+type Tailer struct {
+	db       *db.DB
+	hub      *Hub
+	interval time.Duration
+	log      *slog.Logger
+	wake     chan struct{}
+}
+
+// NewTailer returns a tailer that feeds hub from the rows after hub.Last().
+func NewTailer(store *db.DB, hub *Hub, interval time.Duration, log *slog.Logger) *Tailer {
+	return &Tailer{db: store, hub: hub, interval: interval, log: log, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes the tailer read new rows now instead of at its next poll.
+func (t *Tailer) Wake() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run polls until ctx is done.
+func (t *Tailer) Run(ctx context.Context) {
+	tick := time.NewTicker(t.interval)
+	defer tick.Stop()
+	cursor := t.hub.Last()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-t.wake:
+		}
+		cursor = t.poll(ctx, cursor)
+	}
+}
+
+// poll dispatches every row after cursor and returns the new cursor. On a
+// database error it logs and leaves the cursor where the last good read
+// left it, so the next poll retries.
+func (t *Tailer) poll(ctx context.Context, cursor int64) int64 {
+	for {
+		rows, err := t.db.After(ctx, cursor, tailPage)
+		if err != nil {
+			if ctx.Err() == nil {
+				t.log.Error("tailer read failed; retrying at the next poll", "after", cursor, "err", err)
+			}
+			return cursor
+		}
+		if len(rows) == 0 {
+			return cursor
+		}
+		ds := make([]*delivery, 0, len(rows))
+		for _, e := range rows {
+			wire, err := encode(nil, e)
+			if err != nil {
+				t.log.Warn("skipping a row that cannot be sent as an event", "id", e.ID, "err", err)
+				continue
+			}
+			ds = append(ds, &delivery{id: e.ID, userID: e.UserID, typ: e.Type, wire: wire, committed: e.CreatedAt})
+		}
+		t.hub.dispatch(ds)
+		cursor = rows[len(rows)-1].ID
+		if len(rows) < tailPage {
+			return cursor
+		}
+	}
+}
+
+// encode appends the SSE encoding of a log row to dst.
+func encode(dst []byte, e db.Event) ([]byte, error) {
+	return sse.AppendEvent(dst, sse.Event{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, Data: e.Data})
+}
