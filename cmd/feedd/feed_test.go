@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -275,5 +276,42 @@ func TestAuthFailures(t *testing.T) {
 	}
 	if strings.Contains(s.stderr.String(), good) || strings.Contains(s.stderr.String(), admin) {
 		t.Fatal("a token appears in the log")
+	}
+}
+
+func TestShutdownEndsFeedsCleanly(t *testing.T) {
+	s := startServer(t)
+	f := s.openFeed(t, "token="+s.userToken(t, "alice", time.Hour), nil)
+	id := s.post(t, `{"user":"alice","data":"before stop"}`)[0].ID
+	if got := f.nextIDs(t, 1); got[0] != id {
+		t.Fatalf("got %v, want %d", got, id)
+	}
+	s.stop()
+	select {
+	case err := <-f.ended:
+		if err != nil {
+			t.Fatalf("feed ended with %v, want a clean end of stream", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("feed still open after shutdown")
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+		close(s.done)
+	case <-time.After(waitLong):
+		t.Fatal("run did not return after shutdown")
+	}
+	if info, err := os.Stat(s.dbPath + "-wal"); err == nil && info.Size() > 0 {
+		t.Fatalf("WAL holds %d bytes after shutdown; want it checkpointed", info.Size())
+	}
+
+	// Restarted on the same file, the event is still there to resume from.
+	s2 := startServer(t, "--db", s.dbPath)
+	replay := s2.openFeed(t, "token="+s2.userToken(t, "alice", time.Hour)+"&last_event_id=0", nil)
+	if got := replay.nextIDs(t, 1); got[0] != id {
+		t.Fatalf("after restart replay gave %v, want %d", got, id)
 	}
 }

@@ -43,6 +43,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return usagef("--addr %s: %v", c.addr, err)
+	}
+	defer ln.Close()
+
 	store, err := db.Open(ctx, c.db, db.Options{})
 	if err != nil {
 		return err
@@ -76,10 +82,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		CORSOrigins:  c.corsList(),
 	})
 
-	ln, err := net.Listen("tcp", c.addr)
-	if err != nil {
-		return usagef("--addr %s: %v", c.addr, err)
-	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -46,7 +46,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	sub, last, err := s.cfg.Hub.subscribe(claims.Subject)
+	sub, _, err := s.cfg.Hub.subscribe(claims.Subject)
 	if errors.Is(err, ErrTooManyFeeds) {
 		writeError(w, r, s.log, errorf(http.StatusTooManyRequests,
 			"this user already has the maximum number of open feeds; close one and retry"))
@@ -59,7 +59,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("feed could not start", "err", err)
 		return
 	}
-	f := &feedConn{s: s, stream: stream, sub: sub, userID: claims.Subject, types: types, cursor: last}
+	f := &feedConn{s: s, stream: stream, sub: sub, userID: claims.Subject, types: types}
 	reason := f.run(r.Context(), cursor, resume, claims.ExpiresAt)
 	s.log.Debug("feed ended", "reason", reason, "events", f.sent, "cursor", f.cursor)
 }
@@ -67,14 +67,25 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 // run streams until the feed ends and returns why it ended.
 func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.Time) string {
 	s := f.s
+	// The hub registered the feed before this point, so every row
+	// committed from now on will be queued for it. A live-only feed starts
+	// after the newest row committed so far; a resumed one first reads the
+	// log after its cursor. Either way the queue may also hold rows at or
+	// below the cursor, and the cursor drops them.
+	if !resume {
+		last, err := s.cfg.DB.LastID(ctx)
+		if err != nil {
+			return f.failure(ctx, dbError{err})
+		}
+		cursor = last
+	}
+	f.cursor = cursor
+	// The first write tells the client the feed is open; anything
+	// committed after it is certain to be delivered.
 	if err := f.stream.Send(sse.Event{Retry: s.cfg.Retry}); err != nil {
 		return "write failed"
 	}
 	if resume {
-		// Events committed before the hub registered this feed are read
-		// from the log; later ones are queued as well, and the cursor
-		// drops whichever copy comes second.
-		f.cursor = cursor
 		if err := f.catchUp(ctx); err != nil {
 			return f.failure(ctx, err)
 		}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/feedd/feedd/internal/auth"
 	"github.com/feedd/feedd/internal/db"
@@ -137,6 +136,9 @@ func payload(raw json.RawMessage) (data string, isJSON bool, err error) {
 	return data, isJSON, nil
 }
 
+// createdAtFormat is RFC 3339 with milliseconds, the log's precision.
+const createdAtFormat = "2006-01-02T15:04:05.000Z07:00"
+
 // eventJSON is how the API shows a stored event.
 type eventJSON struct {
 	ID        int64           `json:"id"`
@@ -153,7 +155,7 @@ func toJSON(e db.Event) eventJSON {
 		User:      e.UserID,
 		Broadcast: e.Broadcast(),
 		Type:      e.Type,
-		CreatedAt: e.CreatedAt.UTC().Format(time.RFC3339Nano),
+		CreatedAt: e.CreatedAt.UTC().Format(createdAtFormat),
 	}
 	if e.DataJSON && json.Valid([]byte(e.Data)) {
 		out.Data = json.RawMessage(e.Data)

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/feedd/feedd/internal/auth"
+)
+
+// runCmd runs feedd once with args and env and returns its exit status and
+// what it printed.
+func runCmd(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	err := run(ctx, args, func(k string) string { return env[k] }, &out, &errOut)
+	code = exitCode(err, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestBadSettingsExit2WithOneLine(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "x.db")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"unknown flag", nil, []string{"serve", "--nope"}},
+		{"bad duration", nil, []string{"--db", db, "--heartbeat", "soon"}},
+		{"zero poll interval", nil, []string{"--db", db, "--poll-interval", "0s"}},
+		{"negative retention", nil, []string{"--db", db, "--retention", "-1h"}},
+		{"zero conns", nil, []string{"--db", db, "--max-conns-per-user", "0"}},
+		{"tls cert without key", nil, []string{"--db", db, "--tls-cert", "c.pem"}},
+		{"bad log format", nil, []string{"--db", db, "--log-format", "xml"}},
+		{"short secret", nil, []string{"--db", db, "--jwt-secret", "short"}},
+		{"two keys", nil, []string{"--db", db, "--jwt-secret", testSecret, "--jwt-public-key", "k.pem"}},
+		{"missing key file", nil, []string{"--db", db, "--jwt-public-key", filepath.Join(dir, "none.pem")}},
+		{"bad env value", map[string]string{"FEEDD_RETRY": "often"}, []string{"--db", db}},
+		{"unusable address", nil, []string{"--db", db, "--jwt-secret", testSecret, "--addr", "256.0.0.1:1"}},
+		{"unknown command", nil, []string{"frobnicate"}},
+		{"token without sub", nil, []string{"token", "--db", db}},
+		{"migrate without action", nil, []string{"migrate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runCmd(t, tc.env, tc.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %q", code, stderr)
+			}
+			if lines := strings.Count(stderr, "\n"); lines != 1 || !strings.HasPrefix(stderr, "feedd: ") {
+				t.Fatalf("stderr %q, want one line starting with feedd:", stderr)
+			}
+		})
+	}
+}
+
+func TestGeneratedSecretIsPrivateAndReused(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "feedd.db")
+	code, first, stderr := runCmd(t, nil, "token", "--db", db, "--sub", "alice")
+	if code != 0 {
+		t.Fatalf("token: exit %d: %s", code, stderr)
+	}
+	info, err := os.Stat(db + ".secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file mode %v, want 0600", info.Mode().Perm())
+	}
+	secret, err := os.ReadFile(db + ".secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(auth.Config{Secret: bytes.TrimSpace(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, err := v.Verify(strings.TrimSpace(first))
+	if err != nil || claims.Subject != "alice" {
+		t.Fatalf("minted token: %+v, %v", claims, err)
+	}
+
+	// A server on the same database uses the same secret and says so.
+	s := startServer(t, "--db", db, "--jwt-secret", "")
+	if !strings.Contains(s.stdout.String(), "Using the JWT signing secret in "+db+".secret") {
+		t.Fatalf("start-up did not say which secret it uses:\n%s", s.stdout)
+	}
+	s.openFeed(t, "token="+strings.TrimSpace(first), nil)
+}
+
+func TestBannerCommandsWork(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "feedd.db")
+	s := startServer(t, "--db", db, "--jwt-secret", "")
+	out := s.stdout.String()
+	if !strings.Contains(out, "Generated a JWT signing secret in "+db+".secret") {
+		t.Fatalf("no line about the generated secret:\n%s", out)
+	}
+	demo := regexp.MustCompile(`(http://[^ ]+)/#token=([^\s]+)`).FindStringSubmatch(out)
+	sub := regexp.MustCompile(`curl -N '[^?]+\?token=([^']+)'`).FindStringSubmatch(out)
+	post := regexp.MustCompile(`Bearer ([^']+)' .* -d '([^']+)'`).FindStringSubmatch(out)
+	if demo == nil || sub == nil || post == nil {
+		t.Fatalf("start-up output lacks the demo URL, the subscribe or the post command:\n%s", out)
+	}
+	if demo[1] != s.base {
+		t.Fatalf("demo URL on %s, server on %s", demo[1], s.base)
+	}
+	f := s.openFeed(t, "token="+sub[1], nil)
+	status, body := s.do(t, "POST", "/admin/notifications", post[1], post[2])
+	if status != 201 {
+		t.Fatalf("the printed post command got %d %s", status, body)
+	}
+	if ev := f.next(t); ev.Type != "greeting" || ev.Data != `{"text":"hello"}` {
+		t.Fatalf("the printed subscriber received %+v", ev)
+	}
+}
+
+func TestEnvironmentAndFlagPrecedence(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "feedd.db")
+	env := map[string]string{"FEEDD_DB": db, "FEEDD_JWT_SECRET": testSecret}
+	code, tok, stderr := runCmd(t, env, "token", "--sub", "bob", "--ttl", "1m")
+	if code != 0 {
+		t.Fatalf("token: exit %d: %s", code, stderr)
+	}
+	v, _ := auth.NewVerifier(auth.Config{Secret: []byte(testSecret)})
+	claims, err := v.Verify(strings.TrimSpace(tok))
+	if err != nil || claims.Subject != "bob" || time.Until(claims.ExpiresAt) > time.Minute {
+		t.Fatalf("token minted from FEEDD_JWT_SECRET: %+v, %v", claims, err)
+	}
+	// The flag wins over the variable.
+	code, _, stderr = runCmd(t, env, "token", "--sub", "bob", "--jwt-secret", "short")
+	if code != 2 || !strings.Contains(stderr, "--jwt-secret") {
+		t.Fatalf("flag did not override the variable: exit %d, %q", code, stderr)
+	}
+
+	code, admin, _ := runCmd(t, env, "token", "--admin")
+	claims, err = v.Verify(strings.TrimSpace(admin))
+	if code != 0 || err != nil || !claims.HasScope(auth.AdminScope) {
+		t.Fatalf("admin token: exit %d, %+v, %v", code, claims, err)
+	}
+}
+
+func TestHelpListsEverySettingWithItsVariable(t *testing.T) {
+	code, out, _ := runCmd(t, nil, "serve", "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, flag := range []string{"db", "addr", "jwt-secret", "jwt-secret-file", "jwt-public-key", "jwt-issuer",
+		"jwt-audience", "poll-interval", "heartbeat", "retry", "retention", "max-conns-per-user",
+		"cors-origins", "tls-cert", "tls-key", "log-format", "log-level", "write-timeout"} {
+		if !strings.Contains(out, "-"+flag+" ") && !strings.Contains(out, "-"+flag+"\n") {
+			t.Errorf("--help does not list --%s", flag)
+		}
+		if !strings.Contains(out, envName(flag)) {
+			t.Errorf("--help does not name %s", envName(flag))
+		}
+	}
+}
+
+func TestMigrateAndVersion(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "feedd.db")
+	code, out, stderr := runCmd(t, nil, "migrate", "status", "--db", db)
+	if code != 0 || !strings.Contains(out, "pending") {
+		t.Fatalf("migrate status on a new file: exit %d %q %q", code, out, stderr)
+	}
+	code, out, _ = runCmd(t, nil, "migrate", "up", "--db", db)
+	if code != 0 || !strings.Contains(out, "applied 1 migration") {
+		t.Fatalf("migrate up: exit %d %q", code, out)
+	}
+	code, out, _ = runCmd(t, nil, "migrate", "status", "--db", db)
+	if code != 0 || strings.Contains(out, "pending") || !strings.Contains(out, "applied") {
+		t.Fatalf("migrate status after up: exit %d %q", code, out)
+	}
+	code, out, _ = runCmd(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "feedd ") {
+		t.Fatalf("version: exit %d %q", code, out)
+	}
+}
