@@ -229,3 +229,35 @@ func TestOtherProcessCanInsertWithDefaults(t *testing.T) {
 		t.Fatalf("row inserted with defaults read back as %+v", evs)
 	}
 }
+
+func TestPruneDeletesOnlyOldEventsInBatches(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	old := time.Now().Add(-48 * time.Hour)
+	for range 5 {
+		if _, err := d.Append(ctx, []NewEvent{{UserID: "alice", Type: "message", Data: "old"}}, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := appendOne(t, d, "alice", "message", "fresh")
+
+	cutoff := time.Now().Add(-24 * time.Hour)
+	n, err := d.Prune(ctx, cutoff, 3)
+	if err != nil || n != 3 {
+		t.Fatalf("first batch pruned %d, %v; want 3", n, err)
+	}
+	n, err = d.Prune(ctx, cutoff, 3)
+	if err != nil || n != 2 {
+		t.Fatalf("second batch pruned %d, %v; want 2", n, err)
+	}
+	left, err := d.List(ctx, "", Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(left), []int64{fresh.ID}) {
+		t.Fatalf("after pruning the log holds %v, want only %d", ids(left), fresh.ID)
+	}
+	if next := appendOne(t, d, "alice", "message", "next"); next.ID <= fresh.ID {
+		t.Fatalf("id %d reused after pruning", next.ID)
+	}
+}
