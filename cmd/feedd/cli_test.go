@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/feedd/feedd/internal/auth"
 )
@@ -180,5 +186,43 @@ func TestMigrateAndVersion(t *testing.T) {
 	code, out, _ = runCmd(t, nil, "version")
 	if code != 0 || !strings.HasPrefix(out, "feedd ") {
 		t.Fatalf("version: exit %d %q", code, out)
+	}
+}
+
+func TestPublicKeyVerification(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "pub.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, "--jwt-secret", "", "--jwt-public-key", keyFile, "--jwt-issuer", "https://id.example")
+	if !strings.Contains(s.stdout.String(), "--jwt-public-key") {
+		t.Fatalf("start-up does not say tokens come from the key holder:\n%s", s.stdout)
+	}
+	mint := func(iss string) string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+			"sub": "alice", "iss": iss, "exp": time.Now().Add(time.Hour).Unix(),
+		}).SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	s.openFeed(t, "token="+mint("https://id.example"), nil)
+	resp, cancel := s.openRaw(t, "token="+mint("https://other.example"), nil)
+	cancel()
+	if resp.StatusCode != 401 {
+		t.Fatalf("token from another issuer: %d, want 401", resp.StatusCode)
+	}
+	code, _, stderr := runCmd(t, nil, "token", "--db", s.dbPath, "--sub", "x", "--jwt-public-key", keyFile)
+	if code != 2 || !strings.Contains(stderr, "private key") {
+		t.Fatalf("feedd token with a public key: exit %d %q", code, stderr)
 	}
 }
