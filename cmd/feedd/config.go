@@ -41,6 +41,7 @@ type config struct {
 	tlsKey          string
 	logFormat       string
 	logLevel        string
+	sync            string
 }
 
 // keyFlags registers the settings that locate the database and the token
@@ -52,6 +53,7 @@ func (c *config) keyFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "PEM public key (RSA, ECDSA or Ed25519), as a file path or the PEM text, to verify tokens minted elsewhere")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "if set, tokens must carry this iss")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "if set, tokens must carry this aud")
+	fs.StringVar(&c.sync, "sync", "normal", "durability of a commit: normal (survives a crash of feedd) or full (also survives power loss; an fsync per commit)")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -131,6 +133,9 @@ func (c *config) check() error {
 	}
 	if c.retention < 0 {
 		return usagef("--retention must be 0 (keep everything) or a positive duration such as 720h")
+	}
+	if c.sync != "normal" && c.sync != "full" {
+		return usagef("--sync must be normal or full, not %q", c.sync)
 	}
 	if c.maxConnsPerUser < 1 {
 		return usagef("--max-conns-per-user must be at least 1")

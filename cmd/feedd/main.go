@@ -119,7 +119,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 	if err := parse(fs, args[1:], getenv, stdout); err != nil {
 		return err
 	}
-	store, err := db.Open(ctx, c.db, db.Options{})
+	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync})
 	if err != nil {
 		return err
 	}

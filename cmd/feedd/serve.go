@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,7 +50,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer ln.Close()
 
-	store, err := db.Open(ctx, c.db, db.Options{})
+	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync})
 	if err != nil {
 		return err
 	}
@@ -113,7 +114,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if c.tlsCert != "" {
 		scheme = "https"
 	}
-	printBanner(stdout, scheme, ln.Addr().String(), c, signer)
+	// One write, so that a reader never sees the first line alone.
+	io.WriteString(stdout, banner(scheme, ln.Addr().String(), c, signer))
 	log.Info("feedd started", "addr", ln.Addr().String(), "db", c.db, "tls", c.tlsCert != "")
 
 	select {
@@ -136,24 +138,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// printBanner prints where feedd listens and, when it holds the secret,
+// banner says where feedd listens and, when it holds the secret, gives
 // ready-to-paste commands with fresh tokens.
-func printBanner(stdout io.Writer, scheme, addr string, c config, signer *auth.Signer) {
+func banner(scheme, addr string, c config, signer *auth.Signer) string {
 	base := scheme + "://" + dialable(addr)
-	fmt.Fprintf(stdout, "feedd listening on %s (database %s)\n", base, c.db)
+	var b strings.Builder
+	fmt.Fprintf(&b, "feedd listening on %s (database %s)\n", base, c.db)
 	if signer == nil {
-		fmt.Fprintln(stdout, "Tokens are verified with --jwt-public-key; mint them where the private key lives.")
-		return
+		b.WriteString("Tokens are verified with --jwt-public-key; mint them where the private key lives.\n")
+		return b.String()
 	}
 	const demoUser = "demo"
 	now := time.Now()
 	userTok, err1 := signer.Mint(demoUser, 24*time.Hour, false, c.jwtIssuer, c.jwtAudience, now)
 	adminTok, err2 := signer.Mint("", 24*time.Hour, true, c.jwtIssuer, c.jwtAudience, now)
 	if err := errors.Join(err1, err2); err != nil {
-		fmt.Fprintf(stdout, "Could not mint demo tokens: %v\n", err)
-		return
+		fmt.Fprintf(&b, "Could not mint demo tokens: %v\n", err)
+		return b.String()
 	}
-	fmt.Fprintf(stdout, `
+	fmt.Fprintf(&b, `
 Demo page (user %q, token valid 24h):
   %s/#token=%s
 
@@ -165,6 +168,7 @@ Post a notification to %q (admin token valid 24h):
 
 Mint more tokens with: feedd token --sub USER   (or --admin)
 `, demoUser, base, userTok, demoUser, base, url.QueryEscape(userTok), demoUser, base, adminTok, demoUser)
+	return b.String()
 }
 
 // dialable turns a listen address into one a client can connect to: an

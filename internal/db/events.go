@@ -63,7 +63,18 @@ func (db *DB) Append(ctx context.Context, evs []NewEvent, now time.Time) ([]Even
 		return nil, fmt.Errorf("begin append: %w", err)
 	}
 	defer tx.Rollback()
+	out, err := insertEvents(ctx, tx, evs, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit append: %w", err)
+	}
+	return out, nil
+}
 
+// insertEvents inserts evs inside tx and returns them with their ids.
+func insertEvents(ctx context.Context, tx *sql.Tx, evs []NewEvent, now time.Time) ([]Event, error) {
 	stmt, err := tx.PrepareContext(ctx,
 		"INSERT INTO events (user_id, type, data, data_json, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
 	if err != nil {
@@ -83,9 +94,6 @@ func (db *DB) Append(ctx context.Context, evs []NewEvent, now time.Time) ([]Even
 		}
 		out[i].UserID, out[i].Type, out[i].Data, out[i].DataJSON = e.UserID, e.Type, e.Data, e.DataJSON
 		out[i].CreatedAt = time.UnixMilli(ms).UTC()
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit append: %w", err)
 	}
 	return out, nil
 }

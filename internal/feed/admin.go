@@ -1,10 +1,15 @@
 package feed
 
 import (
-	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/feedd/feedd/internal/auth"
 	"github.com/feedd/feedd/internal/db"
@@ -16,15 +21,77 @@ const (
 	maxListLimit     = 1000
 )
 
-// publish stores evs in one transaction and, once committed, wakes the
-// tailer so that open feeds get them without waiting for the next poll.
-func (s *Server) publish(ctx context.Context, evs []db.NewEvent) ([]db.Event, error) {
-	out, err := s.cfg.DB.Append(ctx, evs, s.now())
-	if err != nil {
-		return nil, err
+// idempotencyTTL is how long an Idempotency-Key's first answer is kept.
+const idempotencyTTL = 24 * time.Hour
+
+// maxIdempotencyKey caps the length of an Idempotency-Key.
+const maxIdempotencyKey = 255
+
+// publish stores evs in one transaction and answers 201 with the created
+// events. Once committed it wakes the tailer, so open feeds get them without
+// waiting for the next poll. With an Idempotency-Key header, a retry of the
+// same request gets the first answer again and creates nothing.
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEvent) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		out, err := s.cfg.DB.Append(r.Context(), evs, s.now())
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		s.cfg.Tailer.Wake()
+		writeJSON(w, http.StatusCreated, toEventsJSON(out))
+		return
 	}
-	s.cfg.Tailer.Wake()
-	return out, nil
+	if len(key) > maxIdempotencyKey || !isPrintableASCII(key) {
+		writeError(w, r, s.log, errorf(http.StatusBadRequest,
+			"Idempotency-Key must be 1 to %d printable ASCII characters, such as a UUID", maxIdempotencyKey))
+		return
+	}
+	once := db.Once{
+		Key:  key,
+		Hash: requestHash(r.URL.Path, evs),
+		TTL:  idempotencyTTL,
+		Render: func(out []db.Event) ([]byte, error) {
+			return json.Marshal(toEventsJSON(out))
+		},
+	}
+	answer, created, err := s.cfg.DB.AppendOnce(r.Context(), once, evs, s.now())
+	if errors.Is(err, db.ErrKeyReused) {
+		writeError(w, r, s.log, errorf(http.StatusUnprocessableEntity,
+			"this Idempotency-Key was already used with a different request; use a new key for a new notification"))
+		return
+	}
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	if created {
+		s.cfg.Tailer.Wake()
+	} else {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	writeJSON(w, http.StatusCreated, json.RawMessage(answer))
+}
+
+// requestHash digests what a publish asks for: the endpoint and the
+// validated events, so a retry matches however its JSON is spaced.
+func requestHash(path string, evs []db.NewEvent) []byte {
+	h := sha256.New()
+	io.WriteString(h, path)
+	for _, e := range evs {
+		fmt.Fprintf(h, "\x00%d:%s\x00%d:%s\x00%t\x00%d:%s", len(e.UserID), e.UserID, len(e.Type), e.Type, e.DataJSON, len(e.Data), e.Data)
+	}
+	return h.Sum(nil)
+}
+
+func isPrintableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // postNotification serves POST /admin/notifications.
@@ -39,12 +106,7 @@ func (s *Server) postNotification(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	out, err := s.publish(r.Context(), evs)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, toEventsJSON(out))
+	s.publish(w, r, evs)
 }
 
 // postBatch serves POST /admin/notifications/batch: every notification or
@@ -70,12 +132,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		all = append(all, evs...)
 	}
-	out, err := s.publish(r.Context(), all)
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, toEventsJSON(out))
+	s.publish(w, r, all)
 }
 
 // listNotifications serves GET /admin/notifications?user=&after=&limit=:
