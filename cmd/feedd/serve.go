@@ -69,8 +69,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	hub := feed.NewHub(last, feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser})
-	tailer := feed.NewTailer(store, hub, c.pollInterval, log)
+	hub := feed.NewHub(feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser})
+	tailer := feed.NewTailer(store, hub, last, c.pollInterval, log)
 	api := feed.NewServer(feed.Config{
 		DB:           store,
 		Verifier:     verifier,

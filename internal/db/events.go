@@ -216,18 +216,76 @@ func (db *DB) query(ctx context.Context, q string, sizeHint int, args ...any) ([
 }
 
 // Prune deletes up to limit of the oldest events created before cutoff and
-// returns how many it deleted. Small batches keep each write transaction,
-// and so the time other writers wait, short.
+// returns how many it deleted. It records the highest id it deleted (see
+// PrunedThrough) in the same transaction. Small batches keep each write
+// transaction, and so the time other writers wait, short.
 func (db *DB) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
-	res, err := db.w.ExecContext(ctx,
-		"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ? ORDER BY id LIMIT ?)",
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin prune: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx,
+		"DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ? ORDER BY id LIMIT ?) RETURNING id",
 		cutoff.UnixMilli(), limit)
 	if err != nil {
 		return 0, fmt.Errorf("prune events: %w", err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
+	var n, maxID int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("prune events: %w", err)
+		}
+		n, maxID = n+1, max(maxID, id)
+	}
+	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("prune events: %w", err)
 	}
+	rows.Close()
+	if n == 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx,
+		"UPDATE meta SET value = max(value, ?) WHERE key = 'pruned_through'", maxID); err != nil {
+		return 0, fmt.Errorf("record pruned id: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit prune: %w", err)
+	}
 	return n, nil
+}
+
+// PrunedThrough returns the highest id retention has deleted, 0 if none.
+// A feed resuming from a lower cursor may have missed events.
+func (db *DB) PrunedThrough(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.r.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'pruned_through'").Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("pruned through: %w", err)
+	}
+	return id, nil
+}
+
+// LastIssuedID returns the highest id the log has ever given out, deleted
+// or not, 0 when it never gave one. A cursor above it is not from this log.
+func (db *DB) LastIssuedID(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.r.QueryRowContext(ctx,
+		"SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)").Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("last issued id: %w", err)
+	}
+	return id, nil
+}
+
+// OldestID returns the lowest id in the log, 0 when it is empty.
+func (db *DB) OldestID(ctx context.Context) (int64, error) {
+	var id int64
+	err := db.r.QueryRowContext(ctx, "SELECT COALESCE(MIN(id), 0) FROM events").Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("oldest id: %w", err)
+	}
+	return id, nil
 }

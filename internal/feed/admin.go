@@ -213,17 +213,20 @@ func parseRange(q url.Values) (db.Range, error) {
 		if *p.dst, err = parseID(v); err != nil {
 			return rg, errorf(http.StatusBadRequest, "%q must be an event id (a non-negative integer)", p.name)
 		}
+		if p.dst == &rg.Before && rg.Before == 0 {
+			return rg, errorf(http.StatusBadRequest, `"before" must be at least 1: no event has an id below 1`)
+		}
 	}
 	v, err := single(q, "limit")
 	if err != nil {
 		return rg, err
 	}
 	if v != "" {
-		n, err := strconv.Atoi(v)
+		n, err := parseID(v)
 		if err != nil || n < 1 || n > maxListLimit {
 			return rg, errorf(http.StatusBadRequest, `"limit" must be a whole number from 1 to %d`, maxListLimit)
 		}
-		rg.Limit = n
+		rg.Limit = int(n)
 	}
 	return rg, nil
 }

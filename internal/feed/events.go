@@ -3,6 +3,7 @@ package feed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -46,7 +47,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
-	sub, _, err := s.cfg.Hub.subscribe(claims.Subject)
+	sub, err := s.cfg.Hub.subscribe(claims.Subject)
 	if errors.Is(err, ErrTooManyFeeds) {
 		writeError(w, r, s.log, errorf(http.StatusTooManyRequests,
 			"this user already has the maximum number of open feeds; close one and retry"))
@@ -86,6 +87,9 @@ func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.
 		return "write failed"
 	}
 	if resume {
+		if err := f.reportGaps(ctx); err != nil {
+			return f.failure(ctx, err)
+		}
 		if err := f.catchUp(ctx); err != nil {
 			return f.failure(ctx, err)
 		}
@@ -192,6 +196,49 @@ func (f *feedConn) catchUp(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// Events the server sends on its own when a resuming client's cursor does
+// not lead straight on to the log's next event.
+const (
+	truncatedType = "feed.truncated" // retention deleted events after the cursor
+	resetType     = "feed.reset"     // the cursor is beyond every id the log issued
+)
+
+// reportGaps tells a resuming client what its cursor cannot give it. If
+// retention deleted events after the cursor, feed.truncated names the
+// oldest id still in the log, and the replay goes on from there. If the
+// cursor is beyond every id this log ever issued (the database was replaced,
+// by an older backup say), feed.reset names the log's newest id and the
+// feed goes on after it, so that the events the log writes next are not
+// taken for ones the client already has. Neither event has an id, so the
+// client's cursor moves only with the events it really receives.
+func (f *feedConn) reportGaps(ctx context.Context) error {
+	issued, err := f.s.cfg.DB.LastIssuedID(ctx)
+	if err != nil {
+		return dbError{err}
+	}
+	if f.cursor > issued {
+		data := fmt.Sprintf(`{"last_event_id":%d,"newest_id":%d}`, f.cursor, issued)
+		f.cursor = issued
+		return f.stream.Send(sse.Event{Type: resetType, Data: data})
+	}
+	pruned, err := f.s.cfg.DB.PrunedThrough(ctx)
+	if err != nil {
+		return dbError{err}
+	}
+	if f.cursor >= pruned {
+		return nil
+	}
+	oldest, err := f.s.cfg.DB.OldestID(ctx)
+	if err != nil {
+		return dbError{err}
+	}
+	if oldest == 0 {
+		oldest = issued + 1 // the log is empty: the next id it will write
+	}
+	data := fmt.Sprintf(`{"last_event_id":%d,"oldest_retained_id":%d}`, f.cursor, oldest)
+	return f.stream.Send(sse.Event{Type: truncatedType, Data: data})
 }
 
 // wants reports whether the feed's types= filter lets typ through. Events

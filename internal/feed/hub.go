@@ -80,11 +80,10 @@ type Hub struct {
 	mu    sync.Mutex
 	users map[string]map[*subscriber]struct{}
 	all   map[*subscriber]struct{}
-	last  int64 // id of the newest row dispatched
 }
 
-// NewHub returns a hub whose tailer starts after the row lastID.
-func NewHub(lastID int64, opts HubOptions) *Hub {
+// NewHub returns a hub with no feeds.
+func NewHub(opts HubOptions) *Hub {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 256
 	}
@@ -92,18 +91,17 @@ func NewHub(lastID int64, opts HubOptions) *Hub {
 		opts:  opts,
 		users: make(map[string]map[*subscriber]struct{}),
 		all:   make(map[*subscriber]struct{}),
-		last:  lastID,
 	}
 }
 
-// subscribe registers a feed for userID. It returns the id of the newest row
-// already dispatched: every later row will be queued for the feed.
-func (h *Hub) subscribe(userID string) (*subscriber, int64, error) {
+// subscribe registers a feed for userID: every row dispatched from now on
+// that is for the user is queued for it.
+func (h *Hub) subscribe(userID string) (*subscriber, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	mine := h.users[userID]
 	if h.opts.MaxConnsPerUser > 0 && len(mine) >= h.opts.MaxConnsPerUser {
-		return nil, 0, ErrTooManyFeeds
+		return nil, ErrTooManyFeeds
 	}
 	if mine == nil {
 		mine = make(map[*subscriber]struct{})
@@ -112,7 +110,7 @@ func (h *Hub) subscribe(userID string) (*subscriber, int64, error) {
 	s := &subscriber{userID: userID, wake: make(chan struct{}, 1)}
 	mine[s] = struct{}{}
 	h.all[s] = struct{}{}
-	return s, h.last, nil
+	return s, nil
 }
 
 // unsubscribe removes a feed; its slot is free at once.
@@ -143,15 +141,7 @@ func (h *Hub) dispatch(ds []*delivery) {
 				s.push(d, h.opts.QueueLen)
 			}
 		}
-		h.last = d.id
 	}
-}
-
-// Last returns the id of the newest row the hub has dispatched.
-func (h *Hub) Last() int64 {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.last
 }
 
 // Feeds returns the number of open feeds.

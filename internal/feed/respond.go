@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
 	"unicode/utf8"
 
 	"github.com/feedd/feedd/internal/db"
@@ -60,7 +61,8 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 }
 
 // decodeJSON reads a JSON request body into v: at most maxBodyBytes, valid
-// UTF-8, no unknown fields, nothing after the value.
+// UTF-8, no unknown fields, field names matched exactly and given once,
+// nothing after the value.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -80,6 +82,9 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	}
 	if !utf8.Valid(body) {
 		return errorf(http.StatusBadRequest, "request body is not valid UTF-8")
+	}
+	if err := checkKeys(body, reflect.TypeOf(v)); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -19,14 +19,16 @@ const tailPage = 512
 type Tailer struct {
 	db       *db.DB
 	hub      *Hub
+	after    int64
 	interval time.Duration
 	log      *slog.Logger
 	wake     chan struct{}
 }
 
-// NewTailer returns a tailer that feeds hub from the rows after hub.Last().
-func NewTailer(store *db.DB, hub *Hub, interval time.Duration, log *slog.Logger) *Tailer {
-	return &Tailer{db: store, hub: hub, interval: interval, log: log, wake: make(chan struct{}, 1)}
+// NewTailer returns a tailer that feeds hub from the rows after the id after
+// (the newest row at start-up: feeds read older rows from the log).
+func NewTailer(store *db.DB, hub *Hub, after int64, interval time.Duration, log *slog.Logger) *Tailer {
+	return &Tailer{db: store, hub: hub, after: after, interval: interval, log: log, wake: make(chan struct{}, 1)}
 }
 
 // Wake makes the tailer read new rows now instead of at its next poll.
@@ -41,7 +43,7 @@ func (t *Tailer) Wake() {
 func (t *Tailer) Run(ctx context.Context) {
 	tick := time.NewTicker(t.interval)
 	defer tick.Stop()
-	cursor := t.hub.Last()
+	cursor := t.after
 	for {
 		select {
 		case <-ctx.Done():

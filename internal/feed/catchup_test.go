@@ -1,0 +1,263 @@
+package feed
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite" // the raw connection that writes what the API refuses
+
+	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/sse"
+)
+
+const catchupSecret = "catchup-test-secret-catchup-test-secret"
+
+// logEnv is a real database with a hub, a tailer that the test polls by
+// hand, and a server over them.
+type logEnv struct {
+	path   string
+	store  *db.DB
+	hub    *Hub
+	tailer *Tailer
+	srv    *Server
+	cursor int64 // the tailer's
+}
+
+func newLogEnv(t *testing.T, queueLen int) *logEnv {
+	t.Helper()
+	ctx := context.Background()
+	e := &logEnv{path: filepath.Join(t.TempDir(), "f.db")}
+	store, err := db.Open(ctx, e.path, db.Options{})
+	must(t, err)
+	t.Cleanup(func() { store.Close() })
+	_, err = store.Migrate(ctx)
+	must(t, err)
+	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(catchupSecret)})
+	must(t, err)
+	discard := slog.New(slog.DiscardHandler)
+	e.store = store
+	e.hub = NewHub(HubOptions{QueueLen: queueLen})
+	e.tailer = NewTailer(store, e.hub, 0, time.Hour, discard)
+	e.srv = NewServer(Config{DB: store, Verifier: verifier, Hub: e.hub, Tailer: e.tailer, Logger: discard,
+		Heartbeat: time.Hour, Retry: time.Second})
+	return e
+}
+
+// commit appends evs in one transaction, created at now, and returns their ids.
+func (e *logEnv) commit(t *testing.T, now time.Time, evs ...db.NewEvent) []int64 {
+	t.Helper()
+	out, err := e.store.Append(context.Background(), evs, now)
+	must(t, err)
+	ids := make([]int64, len(out))
+	for i, ev := range out {
+		ids[i] = ev.ID
+	}
+	return ids
+}
+
+// poll has the tailer dispatch every new row.
+func (e *logEnv) poll() { e.cursor = e.tailer.poll(context.Background(), e.cursor) }
+
+// logRow is a row to append for user ("" for a broadcast) of type typ.
+func logRow(user, typ string) db.NewEvent { return db.NewEvent{UserID: user, Type: typ, Data: "x"} }
+
+// testFeed is a feedConn built by hand over a ResponseRecorder.
+type testFeed struct {
+	*feedConn
+	rec *httptest.ResponseRecorder
+}
+
+// openFeed registers a feed for user with the hub, starting after cursor.
+func (e *logEnv) openFeed(t *testing.T, user string, types map[string]bool, cursor int64) *testFeed {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	stream, err := sse.NewStream(rec, httptest.NewRequest(http.MethodGet, "/events", nil), 0)
+	must(t, err)
+	sub, err := e.hub.subscribe(user)
+	must(t, err)
+	t.Cleanup(func() { e.hub.unsubscribe(sub) })
+	return &testFeed{feedConn: &feedConn{s: e.srv, stream: stream, sub: sub, userID: user, types: types, cursor: cursor}, rec: rec}
+}
+
+// must fails the test on an error.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sent returns the ids of the events written so far, in order.
+func (f *testFeed) sent(t *testing.T) []int64 {
+	t.Helper()
+	var ids []int64
+	for line := range strings.Lines(f.rec.Body.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "id: "); ok {
+			id, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("id line %q", line)
+			}
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func TestOverflowCatchesUpFromTheLog(t *testing.T) {
+	for _, live := range []int{0, 3} {
+		t.Run(fmt.Sprintf("after %d live events", live), func(t *testing.T) {
+			e := newLogEnv(t, 4)
+			f := e.openFeed(t, "alice", nil, 0)
+			var want []int64
+			for range live {
+				want = append(want, e.commit(t, time.Now(), logRow("alice", "m"))...)
+			}
+			e.poll()
+			must(t, f.deliverQueued(t.Context()))
+
+			for i := range 50 {
+				want = append(want, e.commit(t, time.Now(), logRow("alice", "m"))...)
+				if i%10 == 0 {
+					e.commit(t, time.Now(), logRow("bob", "m"))
+				}
+			}
+			e.poll()
+			if !f.sub.overflow {
+				t.Fatal("50 rows did not overflow a queue of 4; the test proves nothing")
+			}
+			must(t, f.deliverQueued(t.Context()))
+			want = append(want, e.commit(t, time.Now(), logRow("alice", "m"), logRow("", "m"))...)
+			e.poll()
+			must(t, f.deliverQueued(t.Context()))
+			if got := f.sent(t); !slices.Equal(got, want) {
+				t.Fatalf("feed sent %v\nwant each of %v once, in order", got, want)
+			}
+		})
+	}
+}
+
+// TestResumeSeamSendsEachEventOnce runs a resumed feed through the orders in
+// which commits, tailer polls, the feed's catch-up and its queue can meet.
+func TestResumeSeamSendsEachEventOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		queueLen int
+		steps    string
+	}{
+		{"polled before and after subscribe", 64, "commit poll commit subscribe commit poll catchup deliver"},
+		{"catch-up before the poll", 64, "commit poll commit subscribe commit catchup poll deliver"},
+		{"commit after catch-up", 64, "commit poll subscribe catchup commit poll deliver"},
+		{"deliver between catch-up and commit", 64, "commit subscribe catchup deliver commit poll deliver"},
+		{"queue overflows at the seam", 2, "commit commit subscribe commit commit poll catchup deliver"},
+		{"queue overflows after catch-up", 2, "commit subscribe catchup commit commit commit poll deliver"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newLogEnv(t, tc.queueLen)
+			var f *testFeed
+			var all []int64 // alice's and the broadcast rows, in order
+			for step := range strings.FieldsSeq(tc.steps) {
+				switch step {
+				case "commit":
+					ids := e.commit(t, time.Now(), logRow("alice", "m"), logRow("bob", "m"), logRow("", "m"))
+					all = append(all, ids[0], ids[2])
+				case "poll":
+					e.poll()
+				case "subscribe":
+					f = e.openFeed(t, "alice", nil, all[0]) // the client has seen the first
+				case "catchup":
+					must(t, f.catchUp(t.Context()))
+				case "deliver":
+					must(t, f.deliverQueued(t.Context()))
+				}
+			}
+			if got := f.sent(t); !slices.Equal(got, all[1:]) {
+				t.Fatalf("feed resumed after %d sent %v\nwant each of %v once, in order", all[0], got, all[1:])
+			}
+		})
+	}
+}
+
+func TestTypesFilterInCatchUpAndLive(t *testing.T) {
+	e := newLogEnv(t, 4)
+	ids := e.commit(t, time.Now(), logRow("alice", "a"), logRow("alice", "b"), logRow("", "c"), logRow("", "b"), logRow("bob", "b"))
+	want := []int64{ids[1], ids[3]}
+	f := e.openFeed(t, "alice", map[string]bool{"b": true}, 0)
+	must(t, f.catchUp(t.Context()))
+	if got := f.sent(t); !slices.Equal(got, want) {
+		t.Fatalf("catch-up with types=b sent %v, want %v", got, want)
+	}
+
+	// Live: server events (feed.*) always pass the filter.
+	ids = e.commit(t, time.Now(), logRow("alice", "a"), logRow("alice", "b"), logRow("alice", "feed.notice"))
+	want = append(want, ids[1], ids[2])
+	e.poll()
+	must(t, f.deliverQueued(t.Context()))
+	if got := f.sent(t); !slices.Equal(got, want) {
+		t.Fatalf("live with types=b sent %v, want %v", got, want)
+	}
+
+	// Overflow: the catch-up filters too, and the cursor passes the rows
+	// it filtered out.
+	var last int64
+	for i := range 10 {
+		typ := []string{"a", "b"}[i%2]
+		last = e.commit(t, time.Now(), logRow("alice", typ))[0]
+		if typ == "b" {
+			want = append(want, last)
+		}
+	}
+	e.commit(t, time.Now(), logRow("alice", "a"))
+	e.poll()
+	if !f.sub.overflow {
+		t.Fatal("11 rows did not overflow a queue of 4")
+	}
+	must(t, f.deliverQueued(t.Context()))
+	if got := f.sent(t); !slices.Equal(got, want) {
+		t.Fatalf("overflow catch-up with types=b sent %v, want %v", got, want)
+	}
+	if f.cursor != last+1 {
+		t.Fatalf("cursor %d after catching up to %d", f.cursor, last+1)
+	}
+}
+
+func TestRowThatCannotBeSentIsSkipped(t *testing.T) {
+	for _, typ := range []string{"bad\ntype", "bad\rtype", "bad\x00type"} {
+		t.Run(strconv.Quote(typ), func(t *testing.T) {
+			e := newLogEnv(t, 64)
+			raw, err := sql.Open("sqlite", "file:"+e.path+"?_pragma=busy_timeout(10000)")
+			must(t, err)
+			defer raw.Close()
+			live := e.openFeed(t, "alice", nil, 0)
+			resumed := e.openFeed(t, "alice", nil, 0)
+
+			good := e.commit(t, time.Now(), logRow("alice", "m"))
+			var bad int64
+			must(t, raw.QueryRowContext(t.Context(),
+				"INSERT INTO events (user_id, type, data) VALUES ('alice', ?, 'x') RETURNING id", typ).Scan(&bad))
+			e.poll()
+			if e.cursor != bad {
+				t.Fatalf("tailer cursor %d after a poll, want it past the bad row %d", e.cursor, bad)
+			}
+			good = append(good, e.commit(t, time.Now(), logRow("alice", "m"))...)
+			e.poll()
+			must(t, live.deliverQueued(t.Context()))
+			must(t, resumed.catchUp(t.Context()))
+			for name, f := range map[string]*testFeed{"live": live, "catch-up": resumed} {
+				if got := f.sent(t); !slices.Equal(got, good) {
+					t.Errorf("%s feed sent %v, want %v without the bad row %d", name, got, good, bad)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,116 @@
+package feed
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+)
+
+// checkKeys walks a JSON document against the Go type it will be decoded
+// into and refuses what encoding/json would let through silently: an object
+// key that matches a field only when case is ignored, and a key given twice
+// (where the last one would win). Values the type does not describe (such
+// as a json.RawMessage) are not looked into. Syntax and type errors are
+// left for the decoder to report.
+func checkKeys(body []byte, t reflect.Type) error {
+	err := walk(json.NewDecoder(bytes.NewReader(body)), t, "")
+	if ae, ok := errors.AsType[*apiError](err); ok {
+		return ae
+	}
+	return nil
+}
+
+var rawMessage = reflect.TypeFor[json.RawMessage]()
+
+// walk reads one value from dec, checking the keys of objects that t is a
+// struct for, and of the elements of arrays that t is a slice of.
+func walk(dec *json.Decoder, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	delim, isDelim := tok.(json.Delim)
+	switch {
+	case !isDelim:
+		return nil
+	case delim == '[':
+		elem := t
+		if t != nil && t.Kind() == reflect.Slice && t != rawMessage {
+			elem = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if err := walk(dec, elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+	case delim == '{':
+		fields := jsonFields(t)
+		seen := map[string]bool{}
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key, _ := keyTok.(string)
+			ft, known := fields[key]
+			if fields != nil {
+				if !known {
+					for name := range fields {
+						if strings.EqualFold(name, key) {
+							return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s (field names are case-sensitive: use %q)", key, at(path), name)
+						}
+					}
+					return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s", key, at(path))
+				}
+				if seen[key] {
+					return errorf(http.StatusBadRequest, "invalid JSON: field %q is given twice%s", key, at(path))
+				}
+				seen[key] = true
+			}
+			sub := key
+			if path != "" {
+				sub = path + "." + key
+			}
+			if err := walk(dec, ft, sub); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = dec.Token() // the closing ] or }
+	return err
+}
+
+// jsonFields maps the JSON names of a struct's fields to their types; nil
+// when t is not a struct, so its objects are not checked.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	out := make(map[string]reflect.Type, t.NumField())
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// at names where in the document a problem is, if not at the top.
+func at(path string) string {
+	if path == "" {
+		return ""
+	}
+	return " in " + path
+}
