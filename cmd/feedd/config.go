@@ -42,6 +42,7 @@ type config struct {
 	logFormat       string
 	logLevel        string
 	sync            string
+	shutdownDelay   time.Duration
 }
 
 // keyFlags registers the settings that locate the database and the token
@@ -68,6 +69,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retention, "retention", 0, "delete events older than this, e.g. 720h; 0 keeps everything")
 	fs.IntVar(&c.maxConnsPerUser, "max-conns-per-user", 32, "open feeds allowed per user; more get 429")
 	fs.StringVar(&c.corsOrigins, "cors-origins", "", "comma-separated origins whose pages may open feeds cross-origin, or *; admin endpoints are never cross-origin")
+	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz with 503 for this long (at most 5s) before closing, so a load balancer stops sending clients first")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS and HTTP/2 with --tls-key")
 	fs.StringVar(&c.tlsKey, "tls-key", "", "TLS private key file (PEM)")
 }
@@ -139,6 +141,9 @@ func (c *config) check() error {
 	}
 	if c.maxConnsPerUser < 1 {
 		return usagef("--max-conns-per-user must be at least 1")
+	}
+	if c.shutdownDelay < 0 || c.shutdownDelay > maxShutdownDelay {
+		return usagef("--shutdown-delay must be from 0 to %s, so that a stop still ends within 10s", maxShutdownDelay)
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usagef("--tls-cert and --tls-key go together: set both or neither")

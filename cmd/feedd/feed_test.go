@@ -315,3 +315,35 @@ func TestShutdownEndsFeedsCleanly(t *testing.T) {
 		t.Fatalf("after restart replay gave %v, want %d", got, id)
 	}
 }
+
+func TestShutdownDelayAnswersNotReadyFirst(t *testing.T) {
+	s := startServer(t, "--shutdown-delay", "2s")
+	f := s.openFeed(t, "token="+s.userToken(t, "alice", time.Hour), nil)
+	if status, body := s.do(t, http.MethodGet, "/readyz", "", ""); status != http.StatusOK {
+		t.Fatalf("/readyz before the stop: %d %s", status, body)
+	}
+	s.stop()
+	deadline := time.Now().Add(waitLong)
+	for {
+		status, _ := s.do(t, http.MethodGet, "/readyz", "", "")
+		if status == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after the stop", status)
+		}
+	}
+	// While not ready the server still serves: the open feed gets events.
+	id := s.post(t, `{"user":"alice","data":"during the delay"}`)[0].ID
+	if got := f.nextIDs(t, 1); got[0] != id {
+		t.Fatalf("feed got %v during the delay, want %d", got, id)
+	}
+	select {
+	case err := <-f.ended:
+		if err != nil {
+			t.Fatalf("feed ended with %v, want a clean end", err)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("feed still open after the delay")
+	}
+}

@@ -19,9 +19,13 @@ import (
 	"github.com/feedd/feedd/internal/feed"
 )
 
-// shutdownGrace bounds how long a stop waits for requests to finish; with
-// the database close it keeps the exit within SPEC's 10 seconds.
-const shutdownGrace = 8 * time.Second
+// A stop ends within 10 seconds: at most maxShutdownDelay of answering
+// /readyz with 503, then at most stopBudget minus that delay for requests to
+// finish, leaving a second to checkpoint and close the database.
+const (
+	maxShutdownDelay = 5 * time.Second
+	stopBudget       = 9 * time.Second
+)
 
 // serve runs the server until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -90,6 +94,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Shutdown closes the listener, then ends the feeds, which would
+	// otherwise keep their connections busy for ever.
+	srv.RegisterOnShutdown(api.CloseFeeds)
 
 	var background sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
@@ -123,9 +130,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: ending feeds, finishing requests")
 	api.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	if c.shutdownDelay > 0 {
+		log.Info("shutting down: not ready, still serving", "for", c.shutdownDelay)
+		time.Sleep(c.shutdownDelay)
+	}
+	log.Info("shutting down: closing the listener, ending feeds, finishing requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), stopBudget-c.shutdownDelay)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("requests still running at the shutdown deadline; closing them", "err", err)

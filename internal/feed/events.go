@@ -103,7 +103,7 @@ func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.
 		select {
 		case <-ctx.Done():
 			return "client left"
-		case <-s.draining:
+		case <-s.closing:
 			return "shutdown"
 		case <-expiry.C:
 			return "token expired"

@@ -44,12 +44,14 @@ type Server struct {
 	handler http.Handler
 
 	drainOnce sync.Once
-	draining  chan struct{}
+	draining  chan struct{} // closed: /readyz answers 503
+	closeOnce sync.Once
+	closing   chan struct{} // closed: open feeds end
 }
 
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, draining: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, draining: make(chan struct{}), closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -63,11 +65,19 @@ func NewServer(cfg Config) *Server {
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Drain starts a shutdown: /readyz answers 503 and every open feed ends
-// cleanly so that its client reconnects (to this server once it is back, or
-// to another) and resumes by its last id. Safe to call more than once.
+// Drain starts a shutdown: from now on /readyz answers 503, so that load
+// balancers stop sending new clients. Open feeds go on until CloseFeeds.
+// Safe to call more than once.
 func (s *Server) Drain() {
 	s.drainOnce.Do(func() { close(s.draining) })
+}
+
+// CloseFeeds ends every open feed cleanly, so that its client reconnects
+// (to this server once it is back, or to another) and resumes by its last
+// id. Feeds opened afterwards end at once. Safe to call more than once.
+func (s *Server) CloseFeeds() {
+	s.Drain()
+	s.closeOnce.Do(func() { close(s.closing) })
 }
 
 func (s *Server) isDraining() bool {
