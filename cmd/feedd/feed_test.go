@@ -347,3 +347,33 @@ func TestShutdownDelayAnswersNotReadyFirst(t *testing.T) {
 		t.Fatal("feed still open after the delay")
 	}
 }
+
+func TestMaxConnsPerUser(t *testing.T) {
+	s := startServer(t, "--max-conns-per-user", "2")
+	tok := s.userToken(t, "alice", time.Hour)
+	first := s.openFeed(t, "token="+tok, nil)
+	s.openFeed(t, "token="+tok, nil)
+	s.openFeed(t, "token="+s.userToken(t, "bob", time.Hour), nil) // other users are not counted
+
+	resp, cancel := s.openRaw(t, "token="+tok, nil)
+	var body struct{ Error string }
+	json.NewDecoder(resp.Body).Decode(&body)
+	cancel()
+	if resp.StatusCode != http.StatusTooManyRequests || body.Error == "" {
+		t.Fatalf("third feed for alice: %d %q, want 429 with a JSON error", resp.StatusCode, body.Error)
+	}
+
+	// Closing a feed frees its slot as soon as the server sees the client go.
+	first.cancel()
+	deadline := time.Now().Add(waitLong)
+	for {
+		resp, cancel := s.openRaw(t, "token="+tok, nil)
+		cancel()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("after closing a feed: %d", resp.StatusCode)
+		}
+	}
+}

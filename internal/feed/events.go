@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,10 @@ import (
 // replayPage is how many rows a feed reads per query when it replays or
 // catches up from the log.
 const replayPage = 500
+
+// writeChunk is how many encoded bytes a feed gathers before it writes
+// them out, so that a catch-up of large events never sits whole in memory.
+const writeChunk = 32 << 10
 
 // maxTypesFilter caps how many types one feed may filter on.
 const maxTypesFilter = 64
@@ -84,7 +89,7 @@ func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.
 	// The first write tells the client the feed is open; anything
 	// committed after it is certain to be delivered.
 	if err := f.stream.Send(sse.Event{Retry: s.cfg.Retry}); err != nil {
-		return "write failed"
+		return f.failure(ctx, err)
 	}
 	if resume {
 		if err := f.reportGaps(ctx); err != nil {
@@ -109,7 +114,7 @@ func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.
 			return "token expired"
 		case <-heartbeat.C:
 			if err := f.stream.Comment(""); err != nil {
-				return "write failed"
+				return f.failure(ctx, err)
 			}
 		case <-f.sub.wake:
 			if err := f.deliverQueued(ctx); err != nil {
@@ -122,13 +127,15 @@ func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.
 
 // failure names why a feed ended on err.
 func (f *feedConn) failure(ctx context.Context, err error) string {
-	if ctx.Err() != nil {
-		return "client left"
-	}
 	var dbErr dbError
-	if errors.As(err, &dbErr) {
-		f.s.log.Error("feed catch-up failed", "err", err)
+	switch {
+	case errors.As(err, &dbErr):
+		f.s.log.Error("feed could not read the log", "err", err)
 		return "database error"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "slow" // the client read nothing for --write-timeout
+	case ctx.Err() != nil:
+		return "client left"
 	}
 	return "write failed"
 }
@@ -148,7 +155,6 @@ func (f *feedConn) deliverQueued(ctx context.Context) error {
 			return err
 		}
 	}
-	f.buf = f.buf[:0]
 	for _, d := range q {
 		if d.id <= f.cursor {
 			continue
@@ -157,12 +163,34 @@ func (f *feedConn) deliverQueued(ctx context.Context) error {
 		if f.wants(d.typ) {
 			f.buf = append(f.buf, d.wire...)
 			f.sent++
+			if err := f.writeIfFull(); err != nil {
+				return err
+			}
 		}
 	}
+	return f.flush()
+}
+
+// writeIfFull writes the gathered bytes once they reach writeChunk.
+func (f *feedConn) writeIfFull() error {
+	if len(f.buf) < writeChunk {
+		return nil
+	}
+	return f.flush()
+}
+
+// flush writes what has been gathered, if anything. A buffer grown by
+// large events is let go, so an idle feed keeps only a small one.
+func (f *feedConn) flush() error {
 	if len(f.buf) == 0 {
 		return nil
 	}
-	return f.stream.WriteRaw(f.buf)
+	err := f.stream.WriteRaw(f.buf)
+	f.buf = f.buf[:0]
+	if cap(f.buf) > 2*writeChunk {
+		f.buf = nil
+	}
+	return err
 }
 
 // catchUp sends every event of the user's feed after the cursor, page by
@@ -173,7 +201,6 @@ func (f *feedConn) catchUp(ctx context.Context) error {
 		if err != nil {
 			return dbError{err}
 		}
-		f.buf = f.buf[:0]
 		for _, e := range evs {
 			f.cursor = e.ID
 			if !f.wants(e.Type) {
@@ -186,11 +213,12 @@ func (f *feedConn) catchUp(ctx context.Context) error {
 			}
 			f.buf = wire
 			f.sent++
-		}
-		if len(f.buf) > 0 {
-			if err := f.stream.WriteRaw(f.buf); err != nil {
+			if err := f.writeIfFull(); err != nil {
 				return err
 			}
+		}
+		if err := f.flush(); err != nil {
+			return err
 		}
 		if len(evs) < replayPage {
 			return nil

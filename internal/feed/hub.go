@@ -29,21 +29,23 @@ type subscriber struct {
 
 	mu       sync.Mutex
 	queue    []*delivery
+	queued   int // bytes of wire in queue
 	overflow bool
 }
 
-// push queues d for the feed and wakes it. It never blocks: a full queue is
-// dropped and marked as overflowed instead.
-func (s *subscriber) push(d *delivery, max int) {
+// push queues d for the feed and wakes it. It never blocks: a queue that
+// would pass either bound is dropped and marked as overflowed instead.
+func (s *subscriber) push(d *delivery, opts *HubOptions) {
 	s.mu.Lock()
 	switch {
 	case s.overflow:
-	case len(s.queue) >= max:
+	case len(s.queue) >= opts.QueueLen || s.queued+len(d.wire) > opts.QueueBytes:
 		s.overflow = true
 		clear(s.queue)
-		s.queue = s.queue[:0]
+		s.queue, s.queued = s.queue[:0], 0
 	default:
 		s.queue = append(s.queue, d)
+		s.queued += len(d.wire)
 	}
 	s.mu.Unlock()
 	select {
@@ -59,7 +61,7 @@ func (s *subscriber) take(spare []*delivery) ([]*delivery, bool) {
 	clear(spare)
 	s.mu.Lock()
 	q, over := s.queue, s.overflow
-	s.queue, s.overflow = spare[:0], false
+	s.queue, s.queued, s.overflow = spare[:0], 0, false
 	s.mu.Unlock()
 	return q, over
 }
@@ -68,9 +70,11 @@ func (s *subscriber) take(spare []*delivery) ([]*delivery, bool) {
 type HubOptions struct {
 	// MaxConnsPerUser caps the open feeds of one user; 0 means no cap.
 	MaxConnsPerUser int
-	// QueueLen is how many events a feed may have waiting before it is
-	// switched to catching up from the database; 0 means 256.
-	QueueLen int
+	// QueueLen and QueueBytes bound what a feed may have waiting (events,
+	// and bytes of their encoding) before it is switched to catching up from
+	// the database; 0 means 256 events and 1 MiB.
+	QueueLen   int
+	QueueBytes int
 }
 
 // Hub hands the rows the tailer reads to the open feeds they are for.
@@ -86,6 +90,9 @@ type Hub struct {
 func NewHub(opts HubOptions) *Hub {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 256
+	}
+	if opts.QueueBytes <= 0 {
+		opts.QueueBytes = 1 << 20
 	}
 	return &Hub{
 		opts:  opts,
@@ -134,11 +141,11 @@ func (h *Hub) dispatch(ds []*delivery) {
 	for _, d := range ds {
 		if d.userID == "" {
 			for s := range h.all {
-				s.push(d, h.opts.QueueLen)
+				s.push(d, &h.opts)
 			}
 		} else {
 			for s := range h.users[d.userID] {
-				s.push(d, h.opts.QueueLen)
+				s.push(d, &h.opts)
 			}
 		}
 	}

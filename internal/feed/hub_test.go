@@ -278,3 +278,23 @@ func TestHubConcurrentSubscribeAndDispatch(t *testing.T) {
 		t.Fatalf("Feeds() = %d after every feed left", n)
 	}
 }
+
+func TestSubscriberQueueIsBoundedInBytes(t *testing.T) {
+	big := func(id int64) *delivery {
+		return &delivery{id: id, userID: "alice", typ: "message", wire: make([]byte, 400)}
+	}
+	h := NewHub(HubOptions{QueueLen: 100, QueueBytes: 1000})
+	s := mustSubscribe(t, h, "alice")
+	h.dispatch([]*delivery{big(1), big(2)}) // 800 bytes: fits
+	if got := takeIDs(t, s); !slices.Equal(got, []int64{1, 2}) {
+		t.Fatalf("took %v, want [1 2]", got)
+	}
+	h.dispatch([]*delivery{big(3), big(4), big(5)}) // 1200 bytes: over
+	if q, overflow := s.take(nil); !overflow || len(q) != 0 {
+		t.Fatalf("after 1200 bytes: overflow %v with %d queued, want an empty overflowed queue", overflow, len(q))
+	}
+	h.dispatch([]*delivery{big(6)}) // the byte count starts again after take
+	if got := takeIDs(t, s); !slices.Equal(got, []int64{6}) {
+		t.Fatalf("took %v after the overflow, want [6]", got)
+	}
+}
