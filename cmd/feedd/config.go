@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -43,6 +45,12 @@ type config struct {
 	logLevel        string
 	sync            string
 	shutdownDelay   time.Duration
+	maxFeeds        int
+	maxBodyBytes    int64
+	maxDataBytes    int
+	maxUsers        int
+	maxTokenBytes   int
+	maxHeaderBytes  int
 }
 
 // keyFlags registers the settings that locate the database and the token
@@ -68,6 +76,12 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 10*time.Second, "a feed whose client reads nothing for this long is closed (it resumes on reconnect)")
 	fs.DurationVar(&c.retention, "retention", 0, "delete events older than this, e.g. 720h; 0 keeps everything")
 	fs.IntVar(&c.maxConnsPerUser, "max-conns-per-user", 32, "open feeds allowed per user; more get 429")
+	fs.IntVar(&c.maxFeeds, "max-feeds", 0, "open feeds allowed in all; more get 503 (default: the open-file limit less 256)")
+	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body; larger get 413")
+	fs.IntVar(&c.maxDataBytes, "max-data-bytes", 64<<10, "largest data of one notification")
+	fs.IntVar(&c.maxUsers, "max-users-per-request", 1000, `most user ids in one notification's "users"`)
+	fs.IntVar(&c.maxTokenBytes, "max-token-bytes", 8192, "longest token accepted; longer are refused before parsing")
+	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers, query string and token included")
 	fs.StringVar(&c.corsOrigins, "cors-origins", "", "comma-separated origins whose pages may open feeds cross-origin, or *; admin endpoints are never cross-origin")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz with 503 for this long (at most 5s) before closing, so a load balancer stops sending clients first")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS and HTTP/2 with --tls-key")
@@ -139,8 +153,22 @@ func (c *config) check() error {
 	if c.sync != "normal" && c.sync != "full" {
 		return usagef("--sync must be normal or full, not %q", c.sync)
 	}
-	if c.maxConnsPerUser < 1 {
-		return usagef("--max-conns-per-user must be at least 1")
+	ints := []struct {
+		name     string
+		v, least int64
+	}{
+		{"--max-conns-per-user", int64(c.maxConnsPerUser), 1},
+		{"--max-feeds", int64(c.maxFeeds), 0},
+		{"--max-body-bytes", c.maxBodyBytes, 1024},
+		{"--max-data-bytes", int64(c.maxDataBytes), 1},
+		{"--max-users-per-request", int64(c.maxUsers), 1},
+		{"--max-token-bytes", int64(c.maxTokenBytes), 256},
+		{"--max-header-bytes", int64(c.maxHeaderBytes), 4096},
+	}
+	for _, n := range ints {
+		if n.v < n.least {
+			return usagef("%s must be at least %d", n.name, n.least)
+		}
 	}
 	if c.shutdownDelay < 0 || c.shutdownDelay > maxShutdownDelay {
 		return usagef("--shutdown-delay must be from 0 to %s, so that a stop still ends within 10s", maxShutdownDelay)
@@ -185,4 +213,17 @@ func readFile(setting, path string) ([]byte, error) {
 		return nil, usagef("%s: %v", setting, err)
 	}
 	return b, nil
+}
+
+// feedLimit is --max-feeds, or by default the process's open-file limit
+// less room for the database, the listener and requests that are not feeds.
+func (c *config) feedLimit() int {
+	if c.maxFeeds > 0 {
+		return c.maxFeeds
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > math.MaxInt32 {
+		return 10000
+	}
+	return max(int(lim.Cur)-256, 64)
 }

@@ -30,7 +30,7 @@ func (c *config) keys(stdout io.Writer) (*auth.Verifier, *auth.Signer, error) {
 	if set > 1 {
 		return nil, nil, usagef("set only one of --jwt-secret, --jwt-secret-file and --jwt-public-key")
 	}
-	vcfg := auth.Config{Issuer: c.jwtIssuer, Audience: c.jwtAudience, Leeway: clockLeeway}
+	vcfg := auth.Config{Issuer: c.jwtIssuer, Audience: c.jwtAudience, Leeway: clockLeeway, MaxTokenBytes: c.maxTokenBytes}
 
 	if c.jwtPublicKey != "" {
 		pem := []byte(c.jwtPublicKey)

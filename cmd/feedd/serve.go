@@ -73,7 +73,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	}
 
-	hub := feed.NewHub(feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser})
+	hub := feed.NewHub(feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser, MaxFeeds: c.feedLimit()})
 	tailer := feed.NewTailer(store, hub, last, c.pollInterval, log)
 	api := feed.NewServer(feed.Config{
 		DB:           store,
@@ -85,13 +85,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Retry:        c.retry,
 		WriteTimeout: c.writeTimeout,
 		CORSOrigins:  c.corsList(),
+		Limits: feed.Limits{
+			MaxBodyBytes: c.maxBodyBytes,
+			MaxDataBytes: c.maxDataBytes,
+			MaxUsers:     c.maxUsers,
+		},
 	})
 
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    c.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// Shutdown closes the listener, then ends the feeds, which would

@@ -97,11 +97,11 @@ func isPrintableASCII(s string) bool {
 // postNotification serves POST /admin/notifications.
 func (s *Server) postNotification(w http.ResponseWriter, r *http.Request) {
 	var n notification
-	if err := decodeJSON(w, r, &n); err != nil {
+	if err := decodeJSON(w, r, &n, s.limits.MaxBodyBytes); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	evs, err := n.events()
+	evs, err := n.events(s.limits)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -115,7 +115,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		Notifications *[]notification `json:"notifications"`
 	}
-	if err := decodeJSON(w, r, &body); err != nil {
+	if err := decodeJSON(w, r, &body, s.limits.MaxBodyBytes); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
@@ -125,7 +125,7 @@ func (s *Server) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	var all []db.NewEvent
 	for i, n := range *body.Notifications {
-		evs, err := n.events()
+		evs, err := n.events(s.limits)
 		if err != nil {
 			writeError(w, r, s.log, itemError(i, err))
 			return

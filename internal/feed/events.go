@@ -53,9 +53,15 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sub, err := s.cfg.Hub.subscribe(claims.Subject)
-	if errors.Is(err, ErrTooManyFeeds) {
+	switch {
+	case errors.Is(err, ErrTooManyFeeds):
 		writeError(w, r, s.log, errorf(http.StatusTooManyRequests,
 			"this user already has the maximum number of open feeds; close one and retry"))
+		return
+	case errors.Is(err, ErrServerFull):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, r, s.log, errorf(http.StatusServiceUnavailable,
+			"the server has its maximum number of open feeds; retry later"))
 		return
 	}
 	defer s.cfg.Hub.unsubscribe(sub)

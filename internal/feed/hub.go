@@ -10,6 +10,10 @@ import (
 // maximum number of open feeds.
 var ErrTooManyFeeds = errors.New("too many open feeds for this user")
 
+// ErrServerFull is returned by Subscribe when the server already has the
+// maximum number of open feeds.
+var ErrServerFull = errors.New("too many open feeds")
+
 // delivery is one log row as the tailer read it, encoded once and shared,
 // read-only, by every feed it is handed to.
 type delivery struct {
@@ -70,6 +74,8 @@ func (s *subscriber) take(spare []*delivery) ([]*delivery, bool) {
 type HubOptions struct {
 	// MaxConnsPerUser caps the open feeds of one user; 0 means no cap.
 	MaxConnsPerUser int
+	// MaxFeeds caps the open feeds of all users; 0 means no cap.
+	MaxFeeds int
 	// QueueLen and QueueBytes bound what a feed may have waiting (events,
 	// and bytes of their encoding) before it is switched to catching up from
 	// the database; 0 means 256 events and 1 MiB.
@@ -106,6 +112,9 @@ func NewHub(opts HubOptions) *Hub {
 func (h *Hub) subscribe(userID string) (*subscriber, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.opts.MaxFeeds > 0 && len(h.all) >= h.opts.MaxFeeds {
+		return nil, ErrServerFull
+	}
 	mine := h.users[userID]
 	if h.opts.MaxConnsPerUser > 0 && len(mine) >= h.opts.MaxConnsPerUser {
 		return nil, ErrTooManyFeeds

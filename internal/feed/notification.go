@@ -11,15 +11,40 @@ import (
 	"github.com/feedd/feedd/internal/db"
 )
 
-// Limits on what one publish may carry.
+// Fixed by the API: a batch holds at most maxBatchItems notifications, an
+// event type is 1 to maxTypeLen characters and types starting with
+// reservedPrefix are the server's own.
 const (
-	maxDataBytes     = 64 << 10
-	maxUsersPerEvent = 1000
-	maxBatchItems    = 1000
-	maxTypeLen       = 64
-	defaultType      = "message"
-	reservedPrefix   = "feed."
+	maxBatchItems  = 1000
+	maxTypeLen     = 64
+	defaultType    = "message"
+	reservedPrefix = "feed."
 )
+
+// Limits bound what a request may carry. Zero fields take the defaults.
+type Limits struct {
+	// MaxBodyBytes caps a request body (413 beyond); default 1 MiB.
+	MaxBodyBytes int64
+	// MaxDataBytes caps the data of one notification as sent to
+	// subscribers; default 64 KiB.
+	MaxDataBytes int
+	// MaxUsers caps the "users" of one notification; default 1000.
+	MaxUsers int
+}
+
+// withDefaults fills the zero fields of l.
+func (l Limits) withDefaults() Limits {
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = 1 << 20
+	}
+	if l.MaxDataBytes <= 0 {
+		l.MaxDataBytes = 64 << 10
+	}
+	if l.MaxUsers <= 0 {
+		l.MaxUsers = 1000
+	}
+	return l
+}
 
 // notification is the JSON body of a publish.
 type notification struct {
@@ -30,9 +55,9 @@ type notification struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-// events validates n and returns the rows it creates: one per addressee,
-// or one for a broadcast.
-func (n notification) events() ([]db.NewEvent, error) {
+// events validates n within lim and returns the rows it creates: one per
+// addressee, or one for a broadcast.
+func (n notification) events(lim Limits) ([]db.NewEvent, error) {
 	typ := defaultType
 	if n.Type != nil {
 		typ = *n.Type
@@ -40,7 +65,7 @@ func (n notification) events() ([]db.NewEvent, error) {
 			return nil, err
 		}
 	}
-	data, isJSON, err := payload(n.Data)
+	data, isJSON, err := payload(n.Data, lim.MaxDataBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -65,8 +90,8 @@ func (n notification) events() ([]db.NewEvent, error) {
 		return []db.NewEvent{{UserID: *n.User, Type: typ, Data: data, DataJSON: isJSON}}, nil
 	}
 	users := *n.Users
-	if len(users) == 0 || len(users) > maxUsersPerEvent {
-		return nil, errorf(http.StatusBadRequest, `"users" must list 1 to %d user ids, not %d`, maxUsersPerEvent, len(users))
+	if len(users) == 0 || len(users) > lim.MaxUsers {
+		return nil, errorf(http.StatusBadRequest, `"users" must list 1 to %d user ids, not %d`, lim.MaxUsers, len(users))
 	}
 	seen := make(map[string]struct{}, len(users))
 	out := make([]db.NewEvent, len(users))
@@ -111,8 +136,8 @@ func isTypeName(s string) bool {
 }
 
 // payload turns the posted data into what subscribers receive: a string as
-// is, any other JSON value compacted.
-func payload(raw json.RawMessage) (data string, isJSON bool, err error) {
+// is, any other JSON value compacted; at most maxBytes of it.
+func payload(raw json.RawMessage, maxBytes int) (data string, isJSON bool, err error) {
 	trimmed := bytes.TrimSpace(raw)
 	switch {
 	case len(trimmed) == 0:
@@ -130,8 +155,8 @@ func payload(raw json.RawMessage) (data string, isJSON bool, err error) {
 		}
 		data, isJSON = buf.String(), true
 	}
-	if len(data) > maxDataBytes {
-		return "", false, errorf(http.StatusBadRequest, `"data" is %d bytes; the limit is %d`, len(data), maxDataBytes)
+	if len(data) > maxBytes {
+		return "", false, errorf(http.StatusBadRequest, `"data" is %d bytes; the limit is %d`, len(data), maxBytes)
 	}
 	return data, isJSON, nil
 }

@@ -45,7 +45,7 @@ func TestNotificationEvents(t *testing.T) {
 	msg := func(user, data string, isJSON bool) db.NewEvent {
 		return db.NewEvent{UserID: user, Type: "message", Data: data, DataJSON: isJSON}
 	}
-	long := strings.Repeat("x", maxDataBytes)
+	long := strings.Repeat("x", Limits{}.withDefaults().MaxDataBytes)
 	for _, tc := range []struct {
 		name  string
 		body  string
@@ -102,7 +102,7 @@ func TestNotificationEvents(t *testing.T) {
 			if err := json.Unmarshal([]byte(tc.body), &n); err != nil {
 				t.Fatalf("decode body: %v", err)
 			}
-			got, err := n.events()
+			got, err := n.events(Limits{}.withDefaults())
 			if tc.words != nil {
 				wantAPIError(t, err, http.StatusBadRequest, tc.words...)
 				if got != nil {
@@ -138,16 +138,16 @@ func TestNotificationEventsRejectsBadUserIDs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := tc.id
-			_, err := notification{User: &id, Data: json.RawMessage(`"x"`)}.events()
+			_, err := notification{User: &id, Data: json.RawMessage(`"x"`)}.events(Limits{}.withDefaults())
 			wantAPIError(t, err, http.StatusBadRequest, `"user"`)
 
 			users := []string{"ok", id}
-			_, err = notification{Users: &users, Data: json.RawMessage(`"x"`)}.events()
+			_, err = notification{Users: &users, Data: json.RawMessage(`"x"`)}.events(Limits{}.withDefaults())
 			wantAPIError(t, err, http.StatusBadRequest, `"users"[1]`)
 		})
 	}
 	id := strings.Repeat("u", 255)
-	if _, err := (notification{User: &id, Data: json.RawMessage(`"x"`)}).events(); err != nil {
+	if _, err := (notification{User: &id, Data: json.RawMessage(`"x"`)}).events(Limits{}.withDefaults()); err != nil {
 		t.Fatalf("a 255-byte user id is rejected: %v", err)
 	}
 }
@@ -197,11 +197,11 @@ func TestPayload(t *testing.T) {
 		{name: "missing", raw: ``, words: []string{"required"}},
 		{name: "null", raw: `null`, words: []string{"null"}},
 		{name: "invalid JSON", raw: `{"a":}`, words: []string{"not valid JSON"}},
-		{name: "string over 64 KiB", raw: `"` + strings.Repeat("é", maxDataBytes/2) + `x"`, words: []string{"65537"}},
-		{name: "JSON over 64 KiB", raw: `[` + strings.Repeat("1,", maxDataBytes/2) + `1]`, words: []string{"65539"}},
+		{name: "string over 64 KiB", raw: `"` + strings.Repeat("é", (64<<10)/2) + `x"`, words: []string{"65537"}},
+		{name: "JSON over 64 KiB", raw: `[` + strings.Repeat("1,", (64<<10)/2) + `1]`, words: []string{"65539"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			data, isJSON, err := payload(json.RawMessage(tc.raw))
+			data, isJSON, err := payload(json.RawMessage(tc.raw), 64<<10)
 			if tc.words != nil {
 				wantAPIError(t, err, http.StatusBadRequest, append([]string{`"data"`}, tc.words...)...)
 				return

@@ -15,9 +15,6 @@ import (
 	"github.com/feedd/feedd/internal/db"
 )
 
-// maxBodyBytes caps every request body.
-const maxBodyBytes = 1 << 20
-
 // apiError is an error whose message is meant for the client.
 type apiError struct {
 	status int
@@ -60,20 +57,20 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	}
 }
 
-// decodeJSON reads a JSON request body into v: at most maxBodyBytes, valid
+// decodeJSON reads a JSON request body into v: at most maxBody bytes, valid
 // UTF-8, no unknown fields, field names matched exactly and given once,
 // nothing after the value.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
 			return errorf(http.StatusUnsupportedMediaType, "Content-Type must be application/json")
 		}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return errorf(http.StatusRequestEntityTooLarge, "request body is over %d bytes", maxBodyBytes)
+			return errorf(http.StatusRequestEntityTooLarge, "request body is over %d bytes", maxBody)
 		}
 		return errorf(http.StatusBadRequest, "could not read the request body")
 	}

@@ -31,6 +31,8 @@ type Config struct {
 	// WriteTimeout bounds each write to a feed; a client that does not
 	// read for that long is disconnected (and resumes when it reconnects).
 	WriteTimeout time.Duration
+	// Limits bound what a request may carry.
+	Limits Limits
 	// CORSOrigins lists the origins whose pages may open feeds and read
 	// history cross-origin; "*" allows any. Admin endpoints never get CORS.
 	CORSOrigins []string
@@ -39,6 +41,7 @@ type Config struct {
 // Server serves feedd's HTTP API.
 type Server struct {
 	cfg     Config
+	limits  Limits
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
@@ -51,7 +54,7 @@ type Server struct {
 
 // NewServer returns a Server for cfg.
 func NewServer(cfg Config) *Server {
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, draining: make(chan struct{}), closing: make(chan struct{})}
+	s := &Server{cfg: cfg, limits: cfg.Limits.withDefaults(), log: cfg.Logger, now: cfg.Now, draining: make(chan struct{}), closing: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
