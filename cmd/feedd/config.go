@@ -51,6 +51,8 @@ type config struct {
 	maxUsers        int
 	maxTokenBytes   int
 	maxHeaderBytes  int
+	readHeader      time.Duration
+	idleTimeout     time.Duration
 }
 
 // keyFlags registers the settings that locate the database and the token
@@ -82,6 +84,8 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxUsers, "max-users-per-request", 1000, `most user ids in one notification's "users"`)
 	fs.IntVar(&c.maxTokenBytes, "max-token-bytes", 8192, "longest token accepted; longer are refused before parsing")
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers, query string and token included")
+	fs.DurationVar(&c.readHeader, "read-header-timeout", 10*time.Second, "a client must send its request line and headers within this")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 2*time.Minute, "a keep-alive connection with no request is closed after this")
 	fs.StringVar(&c.corsOrigins, "cors-origins", "", "comma-separated origins whose pages may open feeds cross-origin, or *; admin endpoints are never cross-origin")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz with 503 for this long (at most 5s) before closing, so a load balancer stops sending clients first")
 	fs.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file (PEM); serves HTTPS and HTTP/2 with --tls-key")
@@ -141,6 +145,8 @@ func (c *config) check() error {
 		{"--heartbeat", c.heartbeat},
 		{"--retry", c.retry},
 		{"--write-timeout", c.writeTimeout},
+		{"--read-header-timeout", c.readHeader},
+		{"--idle-timeout", c.idleTimeout},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
