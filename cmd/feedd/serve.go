@@ -74,12 +74,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	hub := feed.NewHub(feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser, MaxFeeds: c.feedLimit()})
-	tailer := feed.NewTailer(store, hub, last, c.pollInterval, log)
+	metrics := feed.NewMetrics()
+	tailer := feed.NewTailer(store, hub, last, c.pollInterval, log, metrics)
 	api := feed.NewServer(feed.Config{
 		DB:           store,
 		Verifier:     verifier,
 		Hub:          hub,
 		Tailer:       tailer,
+		Metrics:      metrics,
 		Logger:       log,
 		Heartbeat:    c.heartbeat,
 		Retry:        c.retry,

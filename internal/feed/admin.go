@@ -40,6 +40,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEve
 			return
 		}
 		s.cfg.Tailer.Wake()
+		s.metrics.eventsWritten.Add(float64(len(out)))
 		writeJSON(w, http.StatusCreated, toEventsJSON(out))
 		return
 	}
@@ -68,6 +69,7 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEve
 	}
 	if created {
 		s.cfg.Tailer.Wake()
+		s.metrics.eventsWritten.Add(float64(len(evs)))
 	} else {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}

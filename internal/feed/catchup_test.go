@@ -48,7 +48,7 @@ func newLogEnv(t *testing.T, queueLen int) *logEnv {
 	discard := slog.New(slog.DiscardHandler)
 	e.store = store
 	e.hub = NewHub(HubOptions{QueueLen: queueLen})
-	e.tailer = NewTailer(store, e.hub, 0, time.Hour, discard)
+	e.tailer = NewTailer(store, e.hub, 0, time.Hour, discard, nil)
 	e.srv = NewServer(Config{DB: store, Verifier: verifier, Hub: e.hub, Tailer: e.tailer, Logger: discard,
 		Heartbeat: time.Hour, Retry: time.Second})
 	return e

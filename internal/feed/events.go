@@ -33,9 +33,13 @@ type feedConn struct {
 	userID string
 	types  map[string]bool // nil: every type
 	cursor int64           // id of the newest event handled (sent or filtered out)
-	sent   int
+	sent   int             // events written, for the log
 	buf    []byte
-	spare  []*delivery
+	// pending counts the events gathered in buf, and lags holds the commit
+	// times of those that are live, for the metrics.
+	pending int
+	lags    []time.Time
+	spare   []*delivery
 }
 
 // events serves GET /events: an SSE feed of the token user's notifications,
@@ -72,7 +76,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f := &feedConn{s: s, stream: stream, sub: sub, userID: claims.Subject, types: types}
+	s.metrics.feedOpened()
 	reason := f.run(r.Context(), cursor, resume, claims.ExpiresAt)
+	s.metrics.feedClosed(reason)
+	if rec, ok := w.(*recorder); ok {
+		rec.feedEnd, rec.feedEvents = reason, f.sent
+	}
 	s.log.Debug("feed ended", "reason", reason, "events", f.sent, "cursor", f.cursor)
 }
 
@@ -113,11 +122,11 @@ func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.
 	for {
 		select {
 		case <-ctx.Done():
-			return "client left"
+			return endClientLeft
 		case <-s.closing:
-			return "shutdown"
+			return endShutdown
 		case <-expiry.C:
-			return "token expired"
+			return endTokenExpired
 		case <-heartbeat.C:
 			if err := f.stream.Comment(""); err != nil {
 				return f.failure(ctx, err)
@@ -137,13 +146,13 @@ func (f *feedConn) failure(ctx context.Context, err error) string {
 	switch {
 	case errors.As(err, &dbErr):
 		f.s.log.Error("feed could not read the log", "err", err)
-		return "database error"
+		return endDBError
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return "slow" // the client read nothing for --write-timeout
+		return endSlow
 	case ctx.Err() != nil:
-		return "client left"
+		return endClientLeft
 	}
-	return "write failed"
+	return endWriteFailed
 }
 
 // dbError marks a failed log read, as opposed to a failed write to the client.
@@ -169,6 +178,8 @@ func (f *feedConn) deliverQueued(ctx context.Context) error {
 		if f.wants(d.typ) {
 			f.buf = append(f.buf, d.wire...)
 			f.sent++
+			f.pending++
+			f.lags = append(f.lags, d.committed)
 			if err := f.writeIfFull(); err != nil {
 				return err
 			}
@@ -192,7 +203,10 @@ func (f *feedConn) flush() error {
 		return nil
 	}
 	err := f.stream.WriteRaw(f.buf)
-	f.buf = f.buf[:0]
+	if err == nil {
+		f.s.metrics.sent(f.pending, f.lags)
+	}
+	f.buf, f.pending, f.lags = f.buf[:0], 0, f.lags[:0]
 	if cap(f.buf) > 2*writeChunk {
 		f.buf = nil
 	}
@@ -219,6 +233,7 @@ func (f *feedConn) catchUp(ctx context.Context) error {
 			}
 			f.buf = wire
 			f.sent++
+			f.pending++
 			if err := f.writeIfFull(); err != nil {
 				return err
 			}

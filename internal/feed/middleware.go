@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 )
 
 // recorder remembers the status and size of a response for the access log.
@@ -13,6 +14,9 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// feedEnd and feedEvents are set by a feed when it ends.
+	feedEnd    string
+	feedEvents int
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -41,16 +45,23 @@ func (s *Server) accessLog(route string, next http.Handler) http.Handler {
 		start := s.now()
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		s.log.Info("request",
+		elapsed := s.now().Sub(start)
+		attrs := []any{
 			"method", r.Method,
 			"route", route,
 			"path", r.URL.Path,
 			"query", redactQuery(r.URL.RawQuery),
 			"status", rec.status,
 			"bytes", rec.bytes,
-			"duration", s.now().Sub(start),
+			"duration", elapsed,
 			"remote", r.RemoteAddr,
-		)
+		}
+		if rec.feedEnd != "" {
+			attrs = append(attrs, "events", rec.feedEvents, "ended", rec.feedEnd)
+		}
+		s.log.Info("request", attrs...)
+		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+		s.metrics.requestSeconds.WithLabelValues(route).Observe(elapsed.Seconds())
 	})
 }
 

@@ -27,6 +27,7 @@ func (s *Server) routes() http.Handler {
 
 	handle("/healthz", http.HandlerFunc(s.healthz), http.MethodGet, http.MethodHead)
 	handle("/readyz", http.HandlerFunc(s.readyz), http.MethodGet, http.MethodHead)
+	handle("/metrics", s.metrics.Handler(), http.MethodGet)
 
 	handle("/events", s.cors(user(http.HandlerFunc(s.events))), http.MethodGet)
 	handle("/events", s.cors(http.HandlerFunc(preflight)), http.MethodOptions)

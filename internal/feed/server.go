@@ -20,7 +20,9 @@ type Config struct {
 	Verifier *auth.Verifier
 	Hub      *Hub
 	Tailer   *Tailer
-	Logger   *slog.Logger
+	// Metrics are the metrics /metrics serves; nil gives the server its own.
+	Metrics *Metrics
+	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -42,6 +44,7 @@ type Config struct {
 type Server struct {
 	cfg     Config
 	limits  Limits
+	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
@@ -60,6 +63,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.metrics = cfg.Metrics; s.metrics == nil {
+		s.metrics = NewMetrics()
 	}
 	s.handler = s.routes()
 	return s

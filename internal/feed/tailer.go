@@ -22,13 +22,18 @@ type Tailer struct {
 	after    int64
 	interval time.Duration
 	log      *slog.Logger
+	metrics  *Metrics
 	wake     chan struct{}
 }
 
 // NewTailer returns a tailer that feeds hub from the rows after the id after
-// (the newest row at start-up: feeds read older rows from the log).
-func NewTailer(store *db.DB, hub *Hub, after int64, interval time.Duration, log *slog.Logger) *Tailer {
-	return &Tailer{db: store, hub: hub, after: after, interval: interval, log: log, wake: make(chan struct{}, 1)}
+// (the newest row at start-up: feeds read older rows from the log). It
+// records its polls in m; nil gives it metrics of its own.
+func NewTailer(store *db.DB, hub *Hub, after int64, interval time.Duration, log *slog.Logger, m *Metrics) *Tailer {
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Tailer{db: store, hub: hub, after: after, interval: interval, log: log, metrics: m, wake: make(chan struct{}, 1)}
 }
 
 // Wake makes the tailer read new rows now instead of at its next poll.
@@ -59,6 +64,8 @@ func (t *Tailer) Run(ctx context.Context) {
 // database error it logs and leaves the cursor where the last good read
 // left it, so the next poll retries.
 func (t *Tailer) poll(ctx context.Context, cursor int64) int64 {
+	start, read := time.Now(), 0
+	defer func() { t.metrics.polled(start, read) }()
 	for {
 		rows, err := t.db.After(ctx, cursor, tailPage)
 		if err != nil {
@@ -70,6 +77,7 @@ func (t *Tailer) poll(ctx context.Context, cursor int64) int64 {
 		if len(rows) == 0 {
 			return cursor
 		}
+		read += len(rows)
 		ds := make([]*delivery, 0, len(rows))
 		for _, e := range rows {
 			wire, err := encode(nil, e)
