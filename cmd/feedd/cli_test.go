@@ -152,23 +152,6 @@ func TestEnvironmentAndFlagPrecedence(t *testing.T) {
 	}
 }
 
-func TestHelpListsEverySettingWithItsVariable(t *testing.T) {
-	code, out, _ := runCmd(t, nil, "serve", "--help")
-	if code != 0 {
-		t.Fatalf("--help exit %d", code)
-	}
-	for _, flag := range []string{"db", "addr", "jwt-secret", "jwt-secret-file", "jwt-public-key", "jwt-issuer",
-		"jwt-audience", "poll-interval", "heartbeat", "retry", "retention", "max-conns-per-user",
-		"cors-origins", "tls-cert", "tls-key", "log-format", "log-level", "write-timeout"} {
-		if !strings.Contains(out, "-"+flag+" ") && !strings.Contains(out, "-"+flag+"\n") {
-			t.Errorf("--help does not list --%s", flag)
-		}
-		if !strings.Contains(out, envName(flag)) {
-			t.Errorf("--help does not name %s", envName(flag))
-		}
-	}
-}
-
 func TestMigrateAndVersion(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "feedd.db")
 	code, out, stderr := runCmd(t, nil, "migrate", "status", "--db", db)

@@ -69,6 +69,14 @@ func (c *config) keyFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
 
+// serveFlagSet returns the flags of feedd serve, bound to c.
+func (c *config) serveFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	c.keyFlags(fs)
+	c.serveFlags(fs)
+	return fs
+}
+
 // serveFlags registers the settings only the server uses.
 func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,9 +29,7 @@ const (
 // serve runs the server until ctx is cancelled, then shuts down gracefully.
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	c.keyFlags(fs)
-	c.serveFlags(fs)
+	fs := c.serveFlagSet()
 	if err := parse(fs, args, getenv, stdout); err != nil {
 		return err
 	}
