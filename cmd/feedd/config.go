@@ -108,8 +108,20 @@ func envName(flagName string) string {
 
 // parse applies environment variables, then the command line, to fs. Each
 // flag's help names its variable. --help prints to stdout and returns
-// flag.ErrHelp.
+// flag.ErrHelp. The command line may hold flags only.
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer) error {
+	if err := parseWithOperands(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (see feedd %s --help)", fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// parseWithOperands is parse for a command that takes operands after its
+// flags: they are left in fs.Args().
+func parseWithOperands(fs *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		f.Usage += " [" + envName(f.Name) + "]"
 	})
@@ -136,9 +148,6 @@ func parse(fs *flag.FlagSet, args []string, getenv func(string) string, stdout i
 	}
 	if err != nil {
 		return usagef("%v (see feedd %s --help)", err, fs.Name())
-	}
-	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q (see feedd %s --help)", fs.Arg(0), fs.Name())
 	}
 	return nil
 }

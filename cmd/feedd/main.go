@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return token(args, getenv, stdout)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout)
+	case "backup":
+		return backup(ctx, args, getenv, stdout)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil
@@ -60,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
-	return usagef("unknown command %q; the commands are serve, token, migrate and version", cmd)
+	return usagef("unknown command %q; the commands are serve, token, migrate, backup and version", cmd)
 }
 
 const usageText = `feedd serves per-user Server-Sent Events feeds from an SQLite log.
@@ -70,6 +72,7 @@ Usage:
   feedd token --sub USER [--ttl 24h]    mint a user token
   feedd token --admin [--ttl 1h]        mint an admin token
   feedd migrate status|up               show or apply database migrations
+  feedd backup [--db FILE] PATH         copy the live database to PATH
   feedd version                         print the version
 
 Run "feedd serve --help" for every setting.
@@ -143,6 +146,37 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "%05d  %-28s %s\n", m.Version, m.Name, state)
 	}
+	return nil
+}
+
+// backup writes a consistent copy of the database, which may be in use by
+// a running server, to a new file.
+func backup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var c config
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	c.keyFlags(fs)
+	if err := parseWithOperands(fs, args, getenv, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("usage: feedd backup [--db FILE] PATH (PATH must not exist yet)")
+	}
+	dst := fs.Arg(0)
+	if _, err := os.Stat(dst); err == nil {
+		return usagef("%s already exists; choose a new path", dst)
+	}
+	if _, err := os.Stat(c.db); err != nil {
+		return usagef("--db %s: %v", c.db, err)
+	}
+	store, err := db.Open(ctx, c.db, db.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Backup(ctx, dst); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", c.db, dst)
 	return nil
 }
 

@@ -181,3 +181,13 @@ func (db *DB) Pending(ctx context.Context) (bool, error) {
 	}
 	return p.HasPending(ctx)
 }
+
+// Backup writes a consistent copy of the database to the new file dst with
+// VACUUM INTO. It reads one snapshot, so writers, in this process or
+// another, go on meanwhile.
+func (db *DB) Backup(ctx context.Context, dst string) error {
+	if _, err := db.w.ExecContext(ctx, "VACUUM INTO ?", dst); err != nil {
+		return fmt.Errorf("backup to %s: %w", dst, err)
+	}
+	return nil
+}
