@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
@@ -123,5 +124,32 @@ func TestMetrics(t *testing.T) {
 	// Its access-log line, written when it ended, says how it went.
 	if !regexp.MustCompile(`msg=request method=GET route=/events .* status=200 .*events=2 ended=client_left`).MatchString(s.stderr.String()) {
 		t.Errorf("no access-log line for the feed with its events and end:\n%s", s.stderr)
+	}
+}
+
+func TestJSONLogs(t *testing.T) {
+	s := startServer(t, "--log-format", "json", "--log-level", "info")
+	tok := s.userToken(t, "alice", time.Hour)
+	resp, cancel := s.openRaw(t, "token="+tok, nil)
+	cancel()
+	resp.Body.Close()
+	s.do(t, http.MethodGet, "/healthz", "", "")
+	deadline := time.Now().Add(waitLong)
+	for !strings.Contains(s.stderr.String(), `"route":"/healthz"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access-log line for /healthz:\n%s", s.stderr)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(s.stderr.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if rec["level"] == "DEBUG" {
+			t.Fatalf("debug line at --log-level info: %q", line)
+		}
+		if strings.Contains(line, tok) {
+			t.Fatalf("log line holds the token: %q", line)
+		}
 	}
 }
