@@ -25,6 +25,10 @@ func (s *Server) routes() http.Handler {
 		}
 	}
 
+	index, assets := page()
+	handle("/", index, http.MethodGet, http.MethodHead)
+	r.PathPrefix("/assets/").Handler(s.accessLog("/assets/", assets)).Methods(http.MethodGet, http.MethodHead)
+
 	handle("/healthz", http.HandlerFunc(s.healthz), http.MethodGet, http.MethodHead)
 	handle("/readyz", http.HandlerFunc(s.readyz), http.MethodGet, http.MethodHead)
 	handle("/metrics", s.metrics.Handler(), http.MethodGet)
