@@ -52,6 +52,7 @@ type config struct {
 	maxTokenBytes   int
 	maxHeaderBytes  int
 	readHeader      time.Duration
+	readTimeout     time.Duration
 	idleTimeout     time.Duration
 }
 
@@ -93,6 +94,7 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.maxTokenBytes, "max-token-bytes", 8192, "longest token accepted; longer are refused before parsing")
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers, query string and token included")
 	fs.DurationVar(&c.readHeader, "read-header-timeout", 10*time.Second, "a client must send its request line and headers within this")
+	fs.DurationVar(&c.readTimeout, "read-timeout", 30*time.Second, "a client must send its whole request, body included, within this (feeds, which send nothing after their headers, are exempt)")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 2*time.Minute, "a keep-alive connection with no request is closed after this")
 	fs.StringVar(&c.corsOrigins, "cors-origins", "", "comma-separated origins whose pages may open feeds cross-origin, or *; admin endpoints are never cross-origin")
 	fs.DurationVar(&c.shutdownDelay, "shutdown-delay", 0, "on SIGTERM, answer /readyz with 503 for this long (at most 5s) before closing, so a load balancer stops sending clients first")
@@ -163,6 +165,7 @@ func (c *config) check() error {
 		{"--retry", c.retry},
 		{"--write-timeout", c.writeTimeout},
 		{"--read-header-timeout", c.readHeader},
+		{"--read-timeout", c.readTimeout},
 		{"--idle-timeout", c.idleTimeout},
 	}
 	for _, p := range positive {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -374,6 +375,36 @@ func TestMaxConnsPerUser(t *testing.T) {
 		}
 		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
 			t.Fatalf("after closing a feed: %d", resp.StatusCode)
+		}
+	}
+}
+
+// A feed outlives --read-timeout: it sends nothing after its headers, so
+// the deadline that bounds request bodies must not end it. (net/http clears
+// the read deadline when it starts watching a body-less request for the
+// client leaving; this holds it to that.)
+func TestFeedOutlivesReadTimeout(t *testing.T) {
+	s := startServer(t, "--read-timeout", "200ms", "--heartbeat", "100ms")
+	resp, cancel := s.openRaw(t, "token="+s.userToken(t, "alice", time.Hour), nil)
+	defer cancel()
+	r := bufio.NewReader(resp.Body)
+	for beats := 0; beats < 5; { // five heartbeats: well past the read timeout
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("feed ended after %d heartbeats: %v", beats, err)
+		}
+		if line == ":\n" {
+			beats++
+		}
+	}
+	id := s.post(t, `{"user":"alice","data":"still here"}`)[0].ID
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("feed ended before event %d: %v", id, err)
+		}
+		if line == fmt.Sprintf("id: %d\n", id) {
+			return
 		}
 	}
 }

@@ -73,11 +73,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	hub := feed.NewHub(feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser, MaxFeeds: c.feedLimit()})
 	metrics := feed.NewMetrics()
 	tailer := feed.NewTailer(store, hub, last, c.pollInterval, log, metrics)
+	committer := feed.NewCommitter(store, tailer, metrics, time.Now)
 	api := feed.NewServer(feed.Config{
 		DB:           store,
 		Verifier:     verifier,
 		Hub:          hub,
 		Tailer:       tailer,
+		Committer:    committer,
 		Metrics:      metrics,
 		Logger:       log,
 		Heartbeat:    c.heartbeat,
@@ -94,6 +96,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: c.readHeader,
+		ReadTimeout:       c.readTimeout,
 		IdleTimeout:       c.idleTimeout,
 		MaxHeaderBytes:    c.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -109,6 +112,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		background.Wait()
 	}()
 	background.Go(func() { tailer.Run(bgCtx) })
+	background.Go(func() { committer.Run(bgCtx) })
 	if c.retention > 0 {
 		background.Go(func() { feed.Prune(bgCtx, store, c.retention, time.Now, log) })
 	}

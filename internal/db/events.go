@@ -58,30 +58,16 @@ const eventColumns = "id, user_id, type, data, data_json, created_at"
 // Append stores evs in one transaction, stamped with now, and returns them
 // with their ids. When it returns nil the rows are committed.
 func (db *DB) Append(ctx context.Context, evs []NewEvent, now time.Time) ([]Event, error) {
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin append: %w", err)
-	}
-	defer tx.Rollback()
-	out, err := insertEvents(ctx, tx, evs, now)
-	if err != nil {
+	p := &Publish{Events: evs}
+	if err := db.AppendMany(ctx, []*Publish{p}, now); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit append: %w", err)
-	}
-	return out, nil
+	return p.Created, p.Err
 }
 
-// insertEvents inserts evs inside tx and returns them with their ids.
-func insertEvents(ctx context.Context, tx *sql.Tx, evs []NewEvent, now time.Time) ([]Event, error) {
-	stmt, err := tx.PrepareContext(ctx,
-		"INSERT INTO events (user_id, type, data, data_json, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
-	if err != nil {
-		return nil, fmt.Errorf("prepare append: %w", err)
-	}
-	defer stmt.Close()
-
+// insertEvents inserts evs with the prepared insert statement of a
+// transaction and returns them with their ids.
+func insertEvents(ctx context.Context, stmt *sql.Stmt, evs []NewEvent, now time.Time) ([]Event, error) {
 	ms := now.UnixMilli()
 	out := make([]Event, len(evs))
 	for i, e := range evs {

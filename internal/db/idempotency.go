@@ -33,45 +33,49 @@ type Once struct {
 // with created false; with another hash it fails with ErrKeyReused. The
 // single writer serialises concurrent duplicates, so exactly one appends.
 func (db *DB) AppendOnce(ctx context.Context, once Once, evs []NewEvent, now time.Time) (answer []byte, created bool, err error) {
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, false, fmt.Errorf("begin append: %w", err)
-	}
-	defer tx.Rollback()
-
-	expired := now.Add(-once.TTL).UnixMilli()
-	var hash []byte
-	err = tx.QueryRowContext(ctx,
-		"SELECT request_hash, response FROM idempotency_keys WHERE key = ? AND created_at >= ?",
-		once.Key, expired).Scan(&hash, &answer)
-	switch {
-	case err == nil && bytes.Equal(hash, once.Hash):
-		return answer, false, nil
-	case err == nil:
-		return nil, false, ErrKeyReused
-	case !errors.Is(err, sql.ErrNoRows):
-		return nil, false, fmt.Errorf("look up idempotency key: %w", err)
-	}
-
-	out, err := insertEvents(ctx, tx, evs, now)
-	if err != nil {
+	p := &Publish{Events: evs, Once: &once}
+	if err := db.AppendMany(ctx, []*Publish{p}, now); err != nil {
 		return nil, false, err
 	}
-	if answer, err = once.Render(out); err != nil {
-		return nil, false, fmt.Errorf("render answer: %w", err)
+	return p.Answer, !p.Replayed, p.Err
+}
+
+// checkOnce looks up the key of p inside tx. It reports whether p is a
+// retry, filling in the kept answer, or fails with ErrKeyReused.
+func checkOnce(ctx context.Context, tx *sql.Tx, p *Publish, now time.Time) (retry bool, err error) {
+	var hash, answer []byte
+	err = tx.QueryRowContext(ctx,
+		"SELECT request_hash, response FROM idempotency_keys WHERE key = ? AND created_at >= ?",
+		p.Once.Key, now.Add(-p.Once.TTL).UnixMilli()).Scan(&hash, &answer)
+	switch {
+	case err == nil && bytes.Equal(hash, p.Once.Hash):
+		p.Answer, p.Replayed = answer, true
+		return true, nil
+	case err == nil:
+		return false, ErrKeyReused
+	case !errors.Is(err, sql.ErrNoRows):
+		return false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return false, nil
+}
+
+// keepOnce stores the answer to p's key inside tx and deletes a few
+// expired keys.
+func keepOnce(ctx context.Context, tx *sql.Tx, p *Publish, now time.Time) error {
+	answer, err := p.Once.Render(p.Created)
+	if err != nil {
+		return fmt.Errorf("render answer: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx,
 		"INSERT OR REPLACE INTO idempotency_keys (key, request_hash, response, created_at) VALUES (?, ?, ?, ?)",
-		once.Key, once.Hash, answer, now.UnixMilli()); err != nil {
-		return nil, false, fmt.Errorf("keep idempotency key: %w", err)
+		p.Once.Key, p.Once.Hash, answer, now.UnixMilli()); err != nil {
+		return fmt.Errorf("keep idempotency key: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx,
 		"DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys WHERE created_at < ? LIMIT ?)",
-		expired, keysPrunedPerAppend); err != nil {
-		return nil, false, fmt.Errorf("prune idempotency keys: %w", err)
+		now.Add(-p.Once.TTL).UnixMilli(), keysPrunedPerAppend); err != nil {
+		return fmt.Errorf("prune idempotency keys: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, false, fmt.Errorf("commit append: %w", err)
-	}
-	return answer, true, nil
+	p.Answer = answer
+	return nil
 }

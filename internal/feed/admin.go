@@ -1,6 +1,7 @@
 package feed
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -32,48 +33,57 @@ const maxIdempotencyKey = 255
 // waiting for the next poll. With an Idempotency-Key header, a retry of the
 // same request gets the first answer again and creates nothing.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEvent) {
-	key := r.Header.Get("Idempotency-Key")
-	if key == "" {
-		out, err := s.cfg.DB.Append(r.Context(), evs, s.now())
-		if err != nil {
-			writeError(w, r, s.log, err)
+	p := &db.Publish{Events: evs}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > maxIdempotencyKey || !isPrintableASCII(key) {
+			writeError(w, r, s.log, errorf(http.StatusBadRequest,
+				"Idempotency-Key must be 1 to %d printable ASCII characters, such as a UUID", maxIdempotencyKey))
 			return
 		}
-		s.cfg.Tailer.Wake()
-		s.metrics.eventsWritten.Add(float64(len(out)))
-		writeJSON(w, http.StatusCreated, toEventsJSON(out))
-		return
+		p.Once = &db.Once{
+			Key:  key,
+			Hash: requestHash(r.URL.Path, evs),
+			TTL:  idempotencyTTL,
+			Render: func(out []db.Event) ([]byte, error) {
+				return json.Marshal(toEventsJSON(out))
+			},
+		}
 	}
-	if len(key) > maxIdempotencyKey || !isPrintableASCII(key) {
-		writeError(w, r, s.log, errorf(http.StatusBadRequest,
-			"Idempotency-Key must be 1 to %d printable ASCII characters, such as a UUID", maxIdempotencyKey))
-		return
+	err := s.append(r.Context(), p)
+	if err == nil {
+		err = p.Err
 	}
-	once := db.Once{
-		Key:  key,
-		Hash: requestHash(r.URL.Path, evs),
-		TTL:  idempotencyTTL,
-		Render: func(out []db.Event) ([]byte, error) {
-			return json.Marshal(toEventsJSON(out))
-		},
-	}
-	answer, created, err := s.cfg.DB.AppendOnce(r.Context(), once, evs, s.now())
-	if errors.Is(err, db.ErrKeyReused) {
+	switch {
+	case errors.Is(err, db.ErrKeyReused):
 		writeError(w, r, s.log, errorf(http.StatusUnprocessableEntity,
 			"this Idempotency-Key was already used with a different request; use a new key for a new notification"))
-		return
-	}
-	if err != nil {
+	case errors.Is(err, errStopped):
+		writeError(w, r, s.log, errorf(http.StatusServiceUnavailable, "the server is shutting down; retry"))
+	case err != nil:
 		writeError(w, r, s.log, err)
-		return
+	case p.Once == nil:
+		writeJSON(w, http.StatusCreated, toEventsJSON(p.Created))
+	default:
+		if p.Replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		writeJSON(w, http.StatusCreated, json.RawMessage(p.Answer))
 	}
-	if created {
-		s.cfg.Tailer.Wake()
-		s.metrics.eventsWritten.Add(float64(len(evs)))
-	} else {
-		w.Header().Set("Idempotent-Replayed", "true")
+}
+
+// append commits p through the committer, which groups concurrent
+// publishes into one transaction, or, in a server built without one, on
+// its own.
+func (s *Server) append(ctx context.Context, p *db.Publish) error {
+	if s.cfg.Committer != nil {
+		return s.cfg.Committer.Publish(ctx, p)
 	}
-	writeJSON(w, http.StatusCreated, json.RawMessage(answer))
+	if err := s.cfg.DB.AppendMany(ctx, []*db.Publish{p}, s.now()); err != nil {
+		return err
+	}
+	s.cfg.Tailer.Wake()
+	s.metrics.eventsWritten.Add(float64(len(p.Created)))
+	return nil
 }
 
 // requestHash digests what a publish asks for: the endpoint and the

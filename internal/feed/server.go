@@ -20,6 +20,9 @@ type Config struct {
 	Verifier *auth.Verifier
 	Hub      *Hub
 	Tailer   *Tailer
+	// Committer groups concurrent publishes into shared transactions; nil
+	// commits each publish on its own.
+	Committer *Committer
 	// Metrics are the metrics /metrics serves; nil gives the server its own.
 	Metrics *Metrics
 	Logger  *slog.Logger

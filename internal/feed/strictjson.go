@@ -27,10 +27,18 @@ func checkKeys(body []byte, t reflect.Type) error {
 var rawMessage = reflect.TypeFor[json.RawMessage]()
 
 // walk reads one value from dec, checking the keys of objects that t is a
-// struct for, and of the elements of arrays that t is a slice of.
+// struct for, and of the elements of arrays that t is a slice of. Values of
+// other types are skipped by the decoder itself, with its own depth limit,
+// so the walk goes no deeper than the Go type.
 func walk(dec *json.Decoder, t reflect.Type, path string) error {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	isStruct := t != nil && t.Kind() == reflect.Struct
+	isSlice := t != nil && t.Kind() == reflect.Slice && t != rawMessage
+	if !isStruct && !isSlice {
+		var skip json.RawMessage
+		return dec.Decode(&skip)
 	}
 	tok, err := dec.Token()
 	if err != nil {
@@ -39,52 +47,59 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 	delim, isDelim := tok.(json.Delim)
 	switch {
 	case !isDelim:
-		return nil
-	case delim == '[':
-		elem := t
-		if t != nil && t.Kind() == reflect.Slice && t != rawMessage {
-			elem = t.Elem()
-		}
+		return nil // a scalar where a container belongs: the decoder says so
+	case delim == '[' && isSlice:
 		for i := 0; dec.More(); i++ {
-			if err := walk(dec, elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+			if err := walk(dec, t.Elem(), path+"["+strconv.Itoa(i)+"]"); err != nil {
 				return err
 			}
 		}
-	case delim == '{':
-		fields := jsonFields(t)
-		seen := map[string]bool{}
-		for dec.More() {
-			keyTok, err := dec.Token()
-			if err != nil {
-				return err
-			}
-			key, _ := keyTok.(string)
-			ft, known := fields[key]
-			if fields != nil {
-				if !known {
-					for name := range fields {
-						if strings.EqualFold(name, key) {
-							return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s (field names are case-sensitive: use %q)", key, at(path), name)
-						}
-					}
-					return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s", key, at(path))
-				}
-				if seen[key] {
-					return errorf(http.StatusBadRequest, "invalid JSON: field %q is given twice%s", key, at(path))
-				}
-				seen[key] = true
-			}
-			sub := key
-			if path != "" {
-				sub = path + "." + key
-			}
-			if err := walk(dec, ft, sub); err != nil {
-				return err
-			}
+	case delim == '{' && isStruct:
+		if err := walkObject(dec, jsonFields(t), path); err != nil {
+			return err
 		}
+	default:
+		return errWrongKind // the decoder reports the type error
 	}
 	_, err = dec.Token() // the closing ] or }
 	return err
+}
+
+// errWrongKind stops a walk at an array where an object belongs, or the
+// other way round.
+var errWrongKind = errors.New("wrong kind of value")
+
+// walkObject checks the keys of an object whose opening brace dec has read.
+func walkObject(dec *json.Decoder, fields map[string]reflect.Type, path string) error {
+	seen := map[string]bool{}
+	for dec.More() {
+		keyTok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := keyTok.(string)
+		ft, known := fields[key]
+		if !known {
+			for name := range fields {
+				if strings.EqualFold(name, key) {
+					return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s (field names are case-sensitive: use %q)", key, at(path), name)
+				}
+			}
+			return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s", key, at(path))
+		}
+		if seen[key] {
+			return errorf(http.StatusBadRequest, "invalid JSON: field %q is given twice%s", key, at(path))
+		}
+		seen[key] = true
+		sub := key
+		if path != "" {
+			sub = path + "." + key
+		}
+		if err := walk(dec, ft, sub); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jsonFields maps the JSON names of a struct's fields to their types; nil

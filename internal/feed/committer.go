@@ -1,0 +1,126 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/feedd/feedd/internal/db"
+)
+
+// maxGroup caps how many publishes share one transaction.
+const maxGroup = 256
+
+// errStopped is the answer to a publish that arrives after the committer
+// stopped, during a shutdown.
+var errStopped = errors.New("the server is shutting down")
+
+// Committer gives concurrent publishes a shared transaction (group commit):
+// while one transaction commits, the publishes that arrive queue up and go
+// together into the next. Each is still all-or-nothing on its own, and
+// none is answered before its commit.
+type Committer struct {
+	db      *db.DB
+	tailer  *Tailer
+	metrics *Metrics
+	now     func() time.Time
+	in      chan *pendingPublish
+	stopped chan struct{}
+}
+
+type pendingPublish struct {
+	p    *db.Publish
+	done chan error // the transaction's outcome; p.Err is the publish's own
+}
+
+// NewCommitter returns a committer that appends to store and wakes tailer
+// after each commit. It does nothing until Run.
+func NewCommitter(store *db.DB, tailer *Tailer, m *Metrics, now func() time.Time) *Committer {
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Committer{db: store, tailer: tailer, metrics: m, now: now,
+		in: make(chan *pendingPublish, maxGroup*4), stopped: make(chan struct{})}
+}
+
+// Run commits queued publishes until ctx is done, then commits what is
+// still queued and returns.
+func (c *Committer) Run(ctx context.Context) {
+	defer close(c.stopped)
+	group := make([]*pendingPublish, 0, maxGroup)
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case pp := <-c.in:
+					c.commit(append(group[:0], pp))
+				default:
+					return
+				}
+			}
+		case pp := <-c.in:
+			group = append(group[:0], pp)
+		fill:
+			for len(group) < maxGroup {
+				select {
+				case pp := <-c.in:
+					group = append(group, pp)
+				default:
+					break fill
+				}
+			}
+			c.commit(group)
+		}
+	}
+}
+
+// commit appends a group in one transaction and answers each publish.
+func (c *Committer) commit(group []*pendingPublish) {
+	ps := make([]*db.Publish, len(group))
+	for i, pp := range group {
+		ps[i] = pp.p
+	}
+	// Not the request's context: a client that leaves must not undo the
+	// others' publishes. The write is bounded by SQLite's busy timeout.
+	err := c.db.AppendMany(context.Background(), ps, c.now())
+	if err == nil {
+		c.tailer.Wake()
+		n := 0
+		for _, p := range ps {
+			n += len(p.Created)
+		}
+		c.metrics.eventsWritten.Add(float64(n))
+	}
+	for _, pp := range group {
+		pp.done <- err
+	}
+}
+
+// Publish appends p with the next group and returns once it is committed
+// (then p.Err tells whether p itself was appended) or the commit failed.
+func (c *Committer) Publish(ctx context.Context, p *db.Publish) error {
+	pp := &pendingPublish{p: p, done: make(chan error, 1)}
+	select {
+	case c.in <- pp:
+	case <-c.stopped:
+		return errStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued, wait for the outcome even if the client leaves: the
+	// publish may be committed.
+	select {
+	case err := <-pp.done:
+		return err
+	case <-c.stopped:
+		// Run drains the queue before it closes stopped, so the answer is
+		// already there unless this publish raced in after the drain.
+		select {
+		case err := <-pp.done:
+			return err
+		default:
+			return errStopped
+		}
+	}
+}
