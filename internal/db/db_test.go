@@ -261,3 +261,47 @@ func TestPruneDeletesOnlyOldEventsInBatches(t *testing.T) {
 		t.Fatalf("id %d reused after pruning", next.ID)
 	}
 }
+
+func TestAppendManyUndoesOnlyTheFailingPublish(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	bad := strings.Repeat("x", 300) // violates the user_id length check
+	once := func(key string) *Once {
+		return &Once{Key: key, Hash: []byte(key), TTL: time.Hour, Render: func([]Event) ([]byte, error) { return []byte(`{}`), nil }}
+	}
+	ps := []*Publish{
+		{Events: []NewEvent{{UserID: "a", Type: "message", Data: "1"}}},
+		{Events: []NewEvent{{UserID: bad, Type: "message", Data: "single, bad"}}},
+		{Events: []NewEvent{{UserID: "b", Type: "message", Data: "2"}, {UserID: bad, Type: "message", Data: "multi, bad"}}},
+		{Events: []NewEvent{{UserID: "c", Type: "message", Data: "3"}}, Once: once("k1")},
+		{Events: []NewEvent{{UserID: bad, Type: "message", Data: "keyed, bad"}}, Once: once("k2")},
+		{Events: []NewEvent{{UserID: "d", Type: "message", Data: "4"}, {UserID: "e", Type: "message", Data: "5"}}},
+	}
+	if err := d.AppendMany(ctx, ps, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for i, wantErr := range []bool{false, true, true, false, true, false} {
+		if (ps[i].Err != nil) != wantErr {
+			t.Errorf("publish %d: err %v, want error %v", i, ps[i].Err, wantErr)
+		}
+		if wantErr && ps[i].Created != nil {
+			t.Errorf("publish %d failed but reports created events %v", i, ps[i].Created)
+		}
+	}
+	all, err := d.List(ctx, "", Range{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data []string
+	for _, e := range all {
+		data = append(data, e.Data)
+	}
+	if want := []string{"1", "3", "4", "5"}; !slices.Equal(data, want) {
+		t.Fatalf("log holds %v, want %v: a failed publish left rows behind or took others with it", data, want)
+	}
+	// The failed keyed publish kept no answer: its key is free.
+	retry := &Publish{Events: []NewEvent{{UserID: "f", Type: "message", Data: "6"}}, Once: once("k2")}
+	if err := d.AppendMany(ctx, []*Publish{retry}, time.Now()); err != nil || retry.Err != nil || retry.Replayed {
+		t.Fatalf("retry of the failed key: %v, %v, replayed %v", err, retry.Err, retry.Replayed)
+	}
+}

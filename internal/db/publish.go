@@ -52,8 +52,14 @@ func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) erro
 	return nil
 }
 
-// applyPublish applies one publish inside a savepoint of tx.
+// applyPublish applies one publish inside a savepoint of tx. A single
+// event needs none: SQLite undoes a failed statement on its own.
 func applyPublish(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, p *Publish, now time.Time) error {
+	if len(p.Events) == 1 && p.Once == nil {
+		created, err := insertEvents(ctx, stmt, p.Events, now)
+		p.Created = created
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT publish"); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
