@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"reflect"
 	"slices"
@@ -20,28 +19,6 @@ type page struct {
 	NextBefore int64      `json:"next_before"`
 }
 
-// send makes a request with the given headers and returns the status, the
-// response headers and the body.
-func send(t *testing.T, s *testServer, method, path string, header http.Header, body string) (int, http.Header, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, b
-}
 
 // getPage GETs a listing and fails the test unless it answers 200.
 func getPage(t *testing.T, s *testServer, path, token string) page {

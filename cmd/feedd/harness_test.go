@@ -132,18 +132,31 @@ func (s *testServer) adminToken(t *testing.T) string {
 	return tok
 }
 
-// do sends a request and returns the status and body.
+// do sends a request with token (if any) as a Bearer header and body (if
+// any) as JSON, and returns the status and body.
 func (s *testServer) do(t *testing.T, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	header := http.Header{}
+	if token != "" {
+		header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		header.Set("Content-Type", "application/json")
+	}
+	status, _, b := send(t, s, method, path, header, body)
+	return status, b
+}
+
+// send makes a request with the given headers and returns the status, the
+// response headers and the body.
+func send(t *testing.T, s *testServer, method, path string, header http.Header, body string) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -154,7 +167,7 @@ func (s *testServer) do(t *testing.T, method, path, token, body string) (int, []
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, b
+	return resp.StatusCode, resp.Header, b
 }
 
 // apiEvent is an event as the admin and history APIs show it.

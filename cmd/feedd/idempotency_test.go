@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,23 +11,12 @@ import (
 // postKeyed posts body with an Idempotency-Key and returns status and body.
 func (s *testServer) postKeyed(t *testing.T, path, key, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, s.base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+s.adminToken(t))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	status, _, b := send(t, s, http.MethodPost, path, http.Header{
+		"Authorization":   {"Bearer " + s.adminToken(t)},
+		"Content-Type":    {"application/json"},
+		"Idempotency-Key": {key},
+	}, body)
+	return status, string(b)
 }
 
 // countEvents returns how many events the whole log holds.
