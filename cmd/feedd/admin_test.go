@@ -19,7 +19,6 @@ type page struct {
 	NextBefore int64      `json:"next_before"`
 }
 
-
 // getPage GETs a listing and fails the test unless it answers 200.
 func getPage(t *testing.T, s *testServer, path, token string) page {
 	t.Helper()

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -39,6 +40,9 @@ type Options struct {
 type DB struct {
 	w *sql.DB
 	r *sql.DB
+
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt // prepared once, keyed by pool and SQL
 }
 
 // Open opens (creating if needed) the database at path. It does not run
@@ -81,7 +85,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
 	r.SetConnMaxIdleTime(0)
-	return &DB{w: w, r: r}, nil
+	return &DB{w: w, r: r, stmts: make(map[string]*sql.Stmt)}, nil
 }
 
 // uriPath escapes the characters that would end the path of an SQLite URI
@@ -106,8 +110,35 @@ func dsn(path string, opts Options, readOnly bool) string {
 	return "file:" + uriPath.Replace(path) + "?" + q.Encode()
 }
 
+// prepared returns the statement for q on pool, preparing it on first use:
+// the statements the server runs all the time are parsed once per
+// connection, not once per call. Statements are prepared lazily because
+// the tables they name exist only once the database is migrated.
+func (db *DB) prepared(ctx context.Context, pool *sql.DB, q string) (*sql.Stmt, error) {
+	key := q
+	if pool == db.w {
+		key = "w:" + q
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if st, ok := db.stmts[key]; ok {
+		return st, nil
+	}
+	st, err := pool.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	db.stmts[key] = st
+	return st, nil
+}
+
 // Close checkpoints the WAL into the main file and closes every connection.
 func (db *DB) Close() error {
+	db.mu.Lock()
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	db.mu.Unlock()
 	_, cerr := db.w.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
 	rerr := db.r.Close()
 	werr := db.w.Close()

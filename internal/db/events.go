@@ -167,7 +167,7 @@ func (db *DB) Delete(ctx context.Context, id int64) error {
 // LastID returns the highest id in the log, 0 when it is empty.
 func (db *DB) LastID(ctx context.Context) (int64, error) {
 	var id int64
-	err := db.r.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM events").Scan(&id)
+	err := db.scalar(ctx, "SELECT COALESCE(MAX(id), 0) FROM events", &id)
 	if err != nil {
 		return 0, fmt.Errorf("last id: %w", err)
 	}
@@ -176,7 +176,11 @@ func (db *DB) LastID(ctx context.Context) (int64, error) {
 
 // query runs a SELECT of eventColumns on the reader pool.
 func (db *DB) query(ctx context.Context, q string, sizeHint int, args ...any) ([]Event, error) {
-	rows, err := db.r.QueryContext(ctx, q, args...)
+	st, err := db.prepared(ctx, db.r, q)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
 	}
@@ -247,7 +251,7 @@ func (db *DB) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, er
 // A feed resuming from a lower cursor may have missed events.
 func (db *DB) PrunedThrough(ctx context.Context) (int64, error) {
 	var id int64
-	err := db.r.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'pruned_through'").Scan(&id)
+	err := db.scalar(ctx, "SELECT value FROM meta WHERE key = 'pruned_through'", &id)
 	if err != nil {
 		return 0, fmt.Errorf("pruned through: %w", err)
 	}
@@ -258,8 +262,7 @@ func (db *DB) PrunedThrough(ctx context.Context) (int64, error) {
 // or not, 0 when it never gave one. A cursor above it is not from this log.
 func (db *DB) LastIssuedID(ctx context.Context) (int64, error) {
 	var id int64
-	err := db.r.QueryRowContext(ctx,
-		"SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)").Scan(&id)
+	err := db.scalar(ctx, "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)", &id)
 	if err != nil {
 		return 0, fmt.Errorf("last issued id: %w", err)
 	}
@@ -269,9 +272,18 @@ func (db *DB) LastIssuedID(ctx context.Context) (int64, error) {
 // OldestID returns the lowest id in the log, 0 when it is empty.
 func (db *DB) OldestID(ctx context.Context) (int64, error) {
 	var id int64
-	err := db.r.QueryRowContext(ctx, "SELECT COALESCE(MIN(id), 0) FROM events").Scan(&id)
+	err := db.scalar(ctx, "SELECT COALESCE(MIN(id), 0) FROM events", &id)
 	if err != nil {
 		return 0, fmt.Errorf("oldest id: %w", err)
 	}
 	return id, nil
+}
+
+// scalar runs a one-value query on the reader pool.
+func (db *DB) scalar(ctx context.Context, q string, dst *int64) error {
+	st, err := db.prepared(ctx, db.r, q)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx).Scan(dst)
 }

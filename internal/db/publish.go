@@ -29,16 +29,19 @@ type Publish struct {
 // returns an error when the transaction as a whole fails; then none was
 // appended. When it returns nil, every publish without Err is committed.
 func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) error {
+	// Prepared before the transaction takes the one writer connection:
+	// preparing on the pool afterwards would wait for it forever.
+	insert, err := db.prepared(ctx, db.w,
+		"INSERT INTO events (user_id, type, data, data_json, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
+	if err != nil {
+		return err
+	}
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin append: %w", err)
 	}
 	defer tx.Rollback()
-	stmt, err := tx.PrepareContext(ctx,
-		"INSERT INTO events (user_id, type, data, data_json, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
-	if err != nil {
-		return fmt.Errorf("prepare append: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, insert)
 	defer stmt.Close()
 
 	for _, p := range ps {
