@@ -150,6 +150,11 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		log.Warn("requests still running at the shutdown deadline; closing them", "err", err)
 		srv.Close()
 	}
+	// Feeds that went on outside their handlers are not the http.Server's
+	// to wait for; Shutdown has asked them to end.
+	if err := api.WaitFeeds(shutdownCtx); err != nil {
+		log.Warn("feeds still open at the shutdown deadline; closed them", "err", err)
+	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}

@@ -68,25 +68,62 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			"the server has its maximum number of open feeds; retry later"))
 		return
 	}
-	defer s.cfg.Hub.unsubscribe(sub)
 
 	stream, err := sse.NewStream(w, r, s.cfg.WriteTimeout)
 	if err != nil {
+		s.cfg.Hub.unsubscribe(sub)
 		s.log.Debug("feed could not start", "err", err)
 		return
 	}
 	f := &feedConn{s: s, stream: stream, sub: sub, userID: claims.Subject, types: types}
 	s.metrics.feedOpened()
-	reason := f.run(r.Context(), cursor, resume, claims.ExpiresAt)
-	s.metrics.feedClosed(reason)
-	if rec, ok := w.(*recorder); ok {
+	ctx := r.Context()
+	reason := f.open(ctx, cursor, resume)
+	rec, _ := w.(*recorder)
+	if reason == "" && r.ProtoMajor == 1 {
+		sent := int64(0)
+		if rec != nil {
+			sent = rec.bytes
+		}
+		// The access-log line waits for the end of the feed; the feed
+		// gets it without keeping hold of the recorder, and so of the
+		// net/http state the takeover lets go of.
+		line := make(chan accessLine, 1)
+		end := func(reason string, bytes int64) {
+			f.end(reason)
+			if l, ok := <-line; ok {
+				l(sent+bytes, f.sent, reason)
+			}
+		}
+		if f.detach(w, claims.ExpiresAt, end) {
+			if rec != nil {
+				rec.detached = line
+			} else {
+				close(line)
+			}
+			return
+		}
+	}
+	if reason == "" {
+		reason = f.live(ctx, claims.ExpiresAt)
+	}
+	f.end(reason)
+	if rec != nil {
 		rec.feedEnd, rec.feedEvents = reason, f.sent
 	}
-	s.log.Debug("feed ended", "reason", reason, "events", f.sent, "cursor", f.cursor)
 }
 
-// run streams until the feed ends and returns why it ended.
-func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.Time) string {
+// end releases the feed's slot and counts it closed.
+func (f *feedConn) end(reason string) {
+	f.s.cfg.Hub.unsubscribe(f.sub)
+	f.s.metrics.feedClosed(reason)
+	f.s.log.Debug("feed ended", "reason", reason, "events", f.sent, "cursor", f.cursor)
+}
+
+// open starts the feed: the first write, then, for a resumed feed, what the
+// log holds after the cursor. It returns why the feed ended if it did, or
+// "" when the feed is ready to go live.
+func (f *feedConn) open(ctx context.Context, cursor int64, resume bool) string {
 	s := f.s
 	// The hub registered the feed before this point, so every row
 	// committed from now on will be queued for it. A live-only feed starts
@@ -114,7 +151,14 @@ func (f *feedConn) run(ctx context.Context, cursor int64, resume bool, exp time.
 			return f.failure(ctx, err)
 		}
 	}
+	return ""
+}
 
+// live streams what the hub queues, with heartbeats, until the client
+// leaves, the token expires or the server shuts down, and returns why the
+// feed ended.
+func (f *feedConn) live(ctx context.Context, exp time.Time) string {
+	s := f.s
 	expiry := time.NewTimer(exp.Sub(s.now()))
 	defer expiry.Stop()
 	heartbeat := time.NewTimer(s.cfg.Heartbeat)

@@ -5,11 +5,12 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // recorder remembers the status and size of a response for the access log.
 // It implements Unwrap so http.ResponseController reaches the real writer
-// to flush and set deadlines.
+// to flush, set deadlines and take the connection over.
 type recorder struct {
 	http.ResponseWriter
 	status int
@@ -17,6 +18,9 @@ type recorder struct {
 	// feedEnd and feedEvents are set by a feed when it ends.
 	feedEnd    string
 	feedEvents int
+	// detached is set by a feed that goes on after its handler returned
+	// (see detach): it takes the access-log line and logs it at its end.
+	detached chan<- accessLine
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -38,6 +42,11 @@ func (rec *recorder) Write(p []byte) (int, error) {
 // Unwrap returns the wrapped writer.
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
+// accessLine logs the access-log line of a request that has been answered,
+// and counts it in the metrics. For a feed, events and ended say how many
+// events it sent and why it ended ("" for other requests).
+type accessLine func(bytes int64, events int, ended string)
+
 // accessLog logs one line per request once it is answered: for a feed,
 // when the feed ends. The query string is logged with token= redacted.
 func (s *Server) accessLog(route string, next http.Handler) http.Handler {
@@ -45,24 +54,38 @@ func (s *Server) accessLog(route string, next http.Handler) http.Handler {
 		start := s.now()
 		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		line := s.accessLine(route, r, rec.status, start)
+		if rec.detached != nil {
+			rec.detached <- line
+			return
+		}
+		line(rec.bytes, rec.feedEvents, rec.feedEnd)
+	})
+}
+
+// accessLine returns the access-log line of r. It keeps only what it logs,
+// not r.
+func (s *Server) accessLine(route string, r *http.Request, status int, start time.Time) accessLine {
+	method, path, query, remote := r.Method, r.URL.Path, redactQuery(r.URL.RawQuery), r.RemoteAddr
+	return func(bytes int64, events int, ended string) {
 		elapsed := s.now().Sub(start)
 		attrs := []any{
-			"method", r.Method,
+			"method", method,
 			"route", route,
-			"path", r.URL.Path,
-			"query", redactQuery(r.URL.RawQuery),
-			"status", rec.status,
-			"bytes", rec.bytes,
+			"path", path,
+			"query", query,
+			"status", status,
+			"bytes", bytes,
 			"duration", elapsed,
-			"remote", r.RemoteAddr,
+			"remote", remote,
 		}
-		if rec.feedEnd != "" {
-			attrs = append(attrs, "events", rec.feedEvents, "ended", rec.feedEnd)
+		if ended != "" {
+			attrs = append(attrs, "events", events, "ended", ended)
 		}
 		s.log.Info("request", attrs...)
-		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 		s.metrics.requestSeconds.WithLabelValues(route).Observe(elapsed.Seconds())
-	})
+	}
 }
 
 // redactQuery returns a query string safe to log: every token value is

@@ -56,6 +56,7 @@ type Server struct {
 	draining  chan struct{} // closed: /readyz answers 503
 	closeOnce sync.Once
 	closing   chan struct{} // closed: open feeds end
+	detached  detachedFeeds // feeds that went on outside their handlers
 }
 
 // NewServer returns a Server for cfg.

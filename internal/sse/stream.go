@@ -62,6 +62,15 @@ func NewStream(w http.ResponseWriter, r *http.Request, writeTimeout time.Duratio
 	return s, nil
 }
 
+// Attach returns a Stream that goes on writing a response whose headers
+// were already sent, by [NewStream] or otherwise: for example the rest of a
+// stream on a connection taken over from net/http, through a writer that
+// frames what it is given. w is written to, flushed and given deadlines as
+// by NewStream; its headers are not touched.
+func Attach(w http.ResponseWriter, writeTimeout time.Duration) *Stream {
+	return &Stream{w: w, rc: http.NewResponseController(w), writeTimeout: max(writeTimeout, 0)}
+}
+
 // Send encodes and writes one event and flushes. An event that cannot be
 // encoded returns an error wrapping [ErrInvalidField] and writes nothing.
 func (s *Stream) Send(e Event) error {

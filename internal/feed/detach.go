@@ -1,0 +1,173 @@
+package feed
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/feedd/feedd/internal/sse"
+)
+
+// Over HTTP/1.1 a feed that has gone live leaves the goroutine net/http
+// serves its connection with. It takes the connection over (Hijack), the
+// handler returns, and the feed goes on in a goroutine of its own, with a
+// second one parked in a read to notice when the client leaves. What
+// net/http kept for the connection (a 4 KiB read buffer, 4 KiB and 2 KiB
+// write buffers, the request, and the handler's stack, grown by the replay)
+// becomes garbage: an open, idle feed costs two small goroutines and its own
+// few hundred bytes of state. HTTP/2 streams cannot be taken over; they stay
+// in their handler.
+
+// finishTimeout bounds the write of the last chunk of a detached feed.
+const finishTimeout = time.Second
+
+// chunkedConn writes the rest of a chunked HTTP/1.1 response straight to
+// the connection, one chunk per Write. It has what sse.Stream uses through
+// http.ResponseController: a flush (a no-op, as nothing is buffered) and
+// write deadlines.
+type chunkedConn struct {
+	conn  net.Conn
+	bytes int64 // body bytes written
+
+	head [18]byte // the chunk size line
+	vec  [3][]byte
+	bufs net.Buffers
+}
+
+var crlf = []byte("\r\n")
+
+// Header is not used once the headers are sent; it returns nil.
+func (c *chunkedConn) Header() http.Header { return nil }
+
+// WriteHeader does nothing: the status line was sent before the takeover.
+func (c *chunkedConn) WriteHeader(int) {}
+
+// Write sends p as one chunk, in one system call when it can.
+func (c *chunkedConn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil // an empty chunk would end the response
+	}
+	head := append(strconv.AppendInt(c.head[:0], int64(len(p)), 16), '\r', '\n')
+	c.vec = [3][]byte{head, p, crlf}
+	c.bufs = c.vec[:]
+	_, err := c.bufs.WriteTo(c.conn)
+	c.vec = [3][]byte{} // do not hold on to p
+	if err != nil {
+		return 0, err
+	}
+	c.bytes += int64(len(p))
+	return len(p), nil
+}
+
+// FlushError does nothing: every Write goes straight to the connection.
+func (c *chunkedConn) FlushError() error { return nil }
+
+// SetWriteDeadline sets the connection's write deadline.
+func (c *chunkedConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
+// finish ends the chunked response, so the client sees a clean end rather
+// than a broken connection.
+func (c *chunkedConn) finish() {
+	c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
+	c.conn.Write([]byte("0\r\n\r\n"))
+}
+
+// detachedFeeds tracks the feeds that left their handlers, so that a
+// shutdown can wait for them and, past its deadline, cut them off.
+type detachedFeeds struct {
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func (d *detachedFeeds) add(conn net.Conn) {
+	d.mu.Lock()
+	if d.conns == nil {
+		d.conns = make(map[net.Conn]struct{})
+	}
+	d.conns[conn] = struct{}{}
+	d.mu.Unlock()
+}
+
+func (d *detachedFeeds) remove(conn net.Conn) {
+	d.mu.Lock()
+	delete(d.conns, conn)
+	d.mu.Unlock()
+}
+
+// WaitFeeds waits until every feed that went on outside its handler has
+// ended; CloseFeeds (or the http.Server's Shutdown, which calls it) asks
+// them to. If ctx ends first, it closes their connections and waits for
+// them to notice, which is at once.
+func (s *Server) WaitFeeds(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.detached.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.detached.mu.Lock()
+	for conn := range s.detached.conns {
+		conn.Close()
+	}
+	s.detached.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// detach takes the feed's connection over from net/http and goes on with
+// the live feed in goroutines of its own; it reports false, having changed
+// nothing, where the connection cannot be taken over (HTTP/2). end is
+// called once when the feed ends, with why and the body bytes written
+// after the takeover.
+func (f *feedConn) detach(w http.ResponseWriter, exp time.Time, end func(reason string, bytes int64)) bool {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	// Whatever the client sent after its request (a pipelined request,
+	// say) is never answered: the response to this one does not end.
+	cw := &chunkedConn{conn: conn}
+	f.stream = sse.Attach(cw, f.s.cfg.WriteTimeout)
+	if cap(f.buf) > 4<<10 {
+		f.buf = nil // grown by the replay
+	}
+
+	d := &f.s.detached
+	d.add(conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.wg.Go(func() { watchClose(conn, cancel) })
+	d.wg.Go(func() {
+		defer cancel()
+		reason := f.live(ctx, exp)
+		switch reason {
+		case endClientLeft, endSlow, endWriteFailed:
+		default:
+			cw.finish()
+		}
+		conn.Close()
+		d.remove(conn)
+		end(reason, cw.bytes)
+	})
+	return true
+}
+
+// watchClose reads from conn until the client closes it (or it is closed
+// here), then cancels the feed. A client has nothing to send on a feed's
+// connection; what it sends anyway is dropped.
+func watchClose(conn net.Conn, cancel context.CancelFunc) {
+	buf := make([]byte, 64)
+	for {
+		if _, err := conn.Read(buf); err != nil {
+			cancel()
+			return
+		}
+	}
+}
