@@ -78,18 +78,10 @@ func (c *chunkedConn) finish() {
 // detachedFeeds tracks the feeds that left their handlers, so that a
 // shutdown can wait for them and, past its deadline, cut them off.
 type detachedFeeds struct {
-	wg    sync.WaitGroup
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
-
-func (d *detachedFeeds) add(conn net.Conn) {
-	d.mu.Lock()
-	if d.conns == nil {
-		d.conns = make(map[net.Conn]struct{})
-	}
-	d.conns[conn] = struct{}{}
-	d.mu.Unlock()
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool // WaitFeeds was called: no feed leaves its handler any more
 }
 
 func (d *detachedFeeds) remove(conn net.Conn) {
@@ -100,12 +92,17 @@ func (d *detachedFeeds) remove(conn net.Conn) {
 
 // WaitFeeds waits until every feed that went on outside its handler has
 // ended; CloseFeeds (or the http.Server's Shutdown, which calls it) asks
-// them to. If ctx ends first, it closes their connections and waits for
-// them to notice, which is at once.
+// them to. From now on feeds stay in their handlers. If ctx ends first,
+// WaitFeeds closes their connections and waits for them to notice, which
+// is at once.
 func (s *Server) WaitFeeds(ctx context.Context) error {
+	d := &s.detached
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
-		s.detached.wg.Wait()
+		d.wg.Wait()
 		close(done)
 	}()
 	select {
@@ -113,11 +110,11 @@ func (s *Server) WaitFeeds(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	s.detached.mu.Lock()
-	for conn := range s.detached.conns {
+	d.mu.Lock()
+	for conn := range d.conns {
 		conn.Close()
 	}
-	s.detached.mu.Unlock()
+	d.mu.Unlock()
 	<-done
 	return ctx.Err()
 }
@@ -128,6 +125,12 @@ func (s *Server) WaitFeeds(ctx context.Context) error {
 // called once when the feed ends, with why and the body bytes written
 // after the takeover.
 func (f *feedConn) detach(w http.ResponseWriter, exp time.Time, end func(reason string, bytes int64)) bool {
+	d := &f.s.detached
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
 	conn, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return false
@@ -139,9 +142,11 @@ func (f *feedConn) detach(w http.ResponseWriter, exp time.Time, end func(reason 
 	if cap(f.buf) > 4<<10 {
 		f.buf = nil // grown by the replay
 	}
+	if d.conns == nil {
+		d.conns = make(map[net.Conn]struct{})
+	}
+	d.conns[conn] = struct{}{}
 
-	d := &f.s.detached
-	d.add(conn)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.wg.Go(func() { watchClose(conn, cancel) })
 	d.wg.Go(func() {
