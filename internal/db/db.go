@@ -41,8 +41,9 @@ type DB struct {
 	w *sql.DB
 	r *sql.DB
 
-	mu    sync.Mutex
-	stmts map[string]*sql.Stmt // prepared once, keyed by pool and SQL
+	mu      sync.Mutex
+	stmts   map[string]*sql.Stmt       // prepared once, keyed by pool and SQL
+	inserts [len(insertRows)]*sql.Stmt // the writer's, see insertStmts
 }
 
 // Open opens (creating if needed) the database at path. It does not run
@@ -137,6 +138,11 @@ func (db *DB) Close() error {
 	db.mu.Lock()
 	for _, st := range db.stmts {
 		st.Close()
+	}
+	for _, st := range db.inserts {
+		if st != nil {
+			st.Close()
+		}
 	}
 	db.mu.Unlock()
 	_, cerr := db.w.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")

@@ -3,6 +3,7 @@ package db
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -303,5 +304,50 @@ func TestAppendManyUndoesOnlyTheFailingPublish(t *testing.T) {
 	retry := &Publish{Events: []NewEvent{{UserID: "f", Type: "message", Data: "6"}}, Once: once("k2")}
 	if err := d.AppendMany(ctx, []*Publish{retry}, time.Now()); err != nil || retry.Err != nil || retry.Replayed {
 		t.Fatalf("retry of the failed key: %v, %v, replayed %v", err, retry.Err, retry.Replayed)
+	}
+}
+
+// Many publishes go in together, in multi-row INSERTs of several sizes:
+// every event gets the id of its own row, ids increase in the order the
+// events were given, and each publish gets exactly its own events.
+func TestAppendManyTogetherGivesEachEventItsOwnID(t *testing.T) {
+	ctx := context.Background()
+	d := openTest(t)
+	var ps []*Publish
+	n := 0
+	for size := range 40 { // 0+1+...+39 = 780 events: every statement size is used
+		p := &Publish{}
+		for range size {
+			p.Events = append(p.Events, NewEvent{UserID: fmt.Sprint("u", n%7), Type: "message", Data: fmt.Sprint("event ", n)})
+			n++
+		}
+		if size%5 == 0 {
+			p.Events = append(p.Events, NewEvent{Type: "news", Data: fmt.Sprint("broadcast ", n)})
+			n++
+		}
+		ps = append(ps, p)
+	}
+	if err := d.AppendMany(ctx, ps, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	for i, p := range ps {
+		if p.Err != nil || len(p.Created) != len(p.Events) {
+			t.Fatalf("publish %d: %d of %d events, err %v", i, len(p.Created), len(p.Events), p.Err)
+		}
+		for j, e := range p.Created {
+			if e.ID <= last {
+				t.Fatalf("publish %d event %d: id %d after %d", i, j, e.ID, last)
+			}
+			last = e.ID
+			got, err := d.Get(ctx, e.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := p.Events[j]
+			if got.UserID != want.UserID || got.Type != want.Type || got.Data != want.Data {
+				t.Fatalf("id %d holds %+v, want %+v", e.ID, got, want)
+			}
+		}
 	}
 }

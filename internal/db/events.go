@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -65,23 +66,133 @@ func (db *DB) Append(ctx context.Context, evs []NewEvent, now time.Time) ([]Even
 	return p.Created, p.Err
 }
 
-// insertEvents inserts evs with the prepared insert statement of a
-// transaction and returns them with their ids.
-func insertEvents(ctx context.Context, stmt *sql.Stmt, evs []NewEvent, now time.Time) ([]Event, error) {
-	ms := now.UnixMilli()
+// insertRows are the sizes of the multi-row INSERT statements appends use,
+// largest first: n events go in as n's binary digits say, so that a few
+// prepared statements serve every n. 256 rows of 5 values each stay far
+// below SQLite's limit on parameters.
+var insertRows = [...]int{256, 64, 16, 4, 1}
+
+// insertSQL returns the INSERT of n rows.
+func insertSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO events (user_id, type, data, data_json, created_at) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?)")
+	}
+	b.WriteString(" RETURNING id")
+	return b.String()
+}
+
+// insertStmts returns the writer's prepared INSERT statements, one per
+// size in insertRows, preparing them on first use.
+func (db *DB) insertStmts(ctx context.Context) ([len(insertRows)]*sql.Stmt, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.inserts[0] != nil {
+		return db.inserts, nil
+	}
+	var out [len(insertRows)]*sql.Stmt
+	for i, n := range insertRows {
+		st, err := db.w.PrepareContext(ctx, insertSQL(n))
+		if err != nil {
+			for _, st := range out[:i] {
+				st.Close()
+			}
+			return out, fmt.Errorf("prepare insert: %w", err)
+		}
+		out[i] = st
+	}
+	db.inserts = out
+	return out, nil
+}
+
+// inserter inserts events inside one append transaction.
+type inserter struct {
+	tx    *sql.Tx
+	stmts [len(insertRows)]*sql.Stmt // the writer's, see insertStmts
+	txs   [len(insertRows)]*sql.Stmt // the same, bound to tx once used
+	now   time.Time
+	args  []any
+	ids   []int64
+}
+
+func (ins *inserter) close() {
+	for _, st := range ins.txs {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// insert inserts evs, stamped with ins.now, and returns them with their
+// ids, in as few statements as insertRows allows.
+func (ins *inserter) insert(ctx context.Context, evs []NewEvent) ([]Event, error) {
+	ms := ins.now.UnixMilli()
+	created := time.UnixMilli(ms).UTC()
 	out := make([]Event, len(evs))
 	for i, e := range evs {
+		out[i] = Event{UserID: e.UserID, Type: e.Type, Data: e.Data, DataJSON: e.DataJSON, CreatedAt: created}
+	}
+	for done := 0; done < len(evs); {
+		size := 0
+		for _, n := range insertRows {
+			if n <= len(evs)-done {
+				size = n
+				break
+			}
+		}
+		if err := ins.insertRows(ctx, evs[done:done+size], ms, out[done:done+size]); err != nil {
+			return nil, err
+		}
+		done += size
+	}
+	return out, nil
+}
+
+// insertRows inserts evs with the statement for exactly len(evs) rows and
+// sets the ids in out. The rows of one INSERT are stored in their order,
+// each taking the next id, so their ids in increasing order are theirs in
+// order, whatever order RETURNING gives them in.
+func (ins *inserter) insertRows(ctx context.Context, evs []NewEvent, ms int64, out []Event) error {
+	i := slices.Index(insertRows[:], len(evs))
+	if ins.txs[i] == nil {
+		ins.txs[i] = ins.tx.StmtContext(ctx, ins.stmts[i])
+	}
+	ins.args = ins.args[:0]
+	for _, e := range evs {
 		var user any
 		if e.UserID != "" {
 			user = e.UserID
 		}
-		if err := stmt.QueryRowContext(ctx, user, e.Type, e.Data, e.DataJSON, ms).Scan(&out[i].ID); err != nil {
-			return nil, fmt.Errorf("insert event: %w", err)
-		}
-		out[i].UserID, out[i].Type, out[i].Data, out[i].DataJSON = e.UserID, e.Type, e.Data, e.DataJSON
-		out[i].CreatedAt = time.UnixMilli(ms).UTC()
+		ins.args = append(ins.args, user, e.Type, e.Data, e.DataJSON, ms)
 	}
-	return out, nil
+	rows, err := ins.txs[i].QueryContext(ctx, ins.args...)
+	if err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	defer rows.Close()
+	ins.ids = ins.ids[:0]
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("insert events: %w", err)
+		}
+		ins.ids = append(ins.ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("insert events: %w", err)
+	}
+	if len(ins.ids) != len(evs) {
+		return fmt.Errorf("insert events: %d ids returned for %d rows", len(ins.ids), len(evs))
+	}
+	slices.Sort(ins.ids)
+	for j, id := range ins.ids {
+		out[j].ID = id
+	}
+	return nil
 }
 
 // feedSQL reads a user's feed: its own rows and the broadcasts, each half a

@@ -2,7 +2,6 @@ package db
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -31,8 +30,7 @@ type Publish struct {
 func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) error {
 	// Prepared before the transaction takes the one writer connection:
 	// preparing on the pool afterwards would wait for it forever.
-	insert, err := db.prepared(ctx, db.w,
-		"INSERT INTO events (user_id, type, data, data_json, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id")
+	stmts, err := db.insertStmts(ctx)
 	if err != nil {
 		return err
 	}
@@ -41,11 +39,24 @@ func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) erro
 		return fmt.Errorf("begin append: %w", err)
 	}
 	defer tx.Rollback()
-	stmt := tx.StmtContext(ctx, insert)
-	defer stmt.Close()
+	ins := &inserter{tx: tx, stmts: stmts, now: now}
+	defer ins.close()
 
+	// The publishes without a key go in together, in as few statements as
+	// their events need. Should that fail, they go in one by one below, so
+	// that only the one at fault fails.
+	together := 0
 	for _, p := range ps {
-		if p.Err = applyPublish(ctx, tx, stmt, p, now); p.Err != nil {
+		if p.Once == nil {
+			together++
+		}
+	}
+	done := together > 1 && appendTogether(ctx, ins, ps) == nil
+	for _, p := range ps {
+		if done && p.Once == nil {
+			continue
+		}
+		if p.Err = applyPublish(ctx, ins, p); p.Err != nil {
 			p.Created, p.Answer = nil, nil
 		}
 	}
@@ -55,11 +66,43 @@ func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) erro
 	return nil
 }
 
+// appendTogether inserts the events of every publish without a key inside
+// one savepoint, and hands each publish its own. On an error nothing of
+// them is left.
+func appendTogether(ctx context.Context, ins *inserter, ps []*Publish) error {
+	if _, err := ins.tx.ExecContext(ctx, "SAVEPOINT together"); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	var evs []NewEvent
+	for _, p := range ps {
+		if p.Once == nil {
+			evs = append(evs, p.Events...)
+		}
+	}
+	created, err := ins.insert(ctx, evs)
+	if err != nil {
+		if _, rerr := ins.tx.ExecContext(ctx, "ROLLBACK TO together"); rerr != nil {
+			return fmt.Errorf("%w (and rolling back: %v)", err, rerr)
+		}
+	} else {
+		for _, p := range ps {
+			if p.Once == nil {
+				p.Created, created = created[:len(p.Events):len(p.Events)], created[len(p.Events):]
+			}
+		}
+	}
+	if _, rerr := ins.tx.ExecContext(ctx, "RELEASE together"); rerr != nil && err == nil {
+		return fmt.Errorf("release savepoint: %w", rerr)
+	}
+	return err
+}
+
 // applyPublish applies one publish inside a savepoint of tx. A single
 // event needs none: SQLite undoes a failed statement on its own.
-func applyPublish(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, p *Publish, now time.Time) error {
+func applyPublish(ctx context.Context, ins *inserter, p *Publish) error {
+	tx, now := ins.tx, ins.now
 	if len(p.Events) == 1 && p.Once == nil {
-		created, err := insertEvents(ctx, stmt, p.Events, now)
+		created, err := ins.insert(ctx, p.Events)
 		p.Created = created
 		return err
 	}
@@ -72,7 +115,7 @@ func applyPublish(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, p *Publish, n
 				return err
 			}
 		}
-		created, err := insertEvents(ctx, stmt, p.Events, now)
+		created, err := ins.insert(ctx, p.Events)
 		if err != nil {
 			return err
 		}
