@@ -42,8 +42,8 @@ type DB struct {
 	r *sql.DB
 
 	mu      sync.Mutex
-	stmts   map[string]*sql.Stmt       // prepared once, keyed by pool and SQL
-	inserts [len(insertRows)]*sql.Stmt // the writer's, see insertStmts
+	stmts   map[string]*sql.Stmt // prepared once, keyed by pool and SQL
+	inserts insertStmts          // the writer's, see insertStmts
 }
 
 // Open opens (creating if needed) the database at path. It does not run
@@ -101,12 +101,19 @@ func dsn(path string, opts Options, readOnly bool) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "synchronous("+opts.Synchronous+")")
+	// Statement and savepoint journals stay in memory: a group commit's
+	// undo data is a few pages, not worth a temporary file per statement.
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(ON)")
 	} else {
 		// BEGIN IMMEDIATE takes the write lock up front, so a transaction
 		// never fails half-way when it upgrades from read to write.
 		q.Set("_txlock", "immediate")
+		// A group commit of thousands of rows fits in the writer's page
+		// cache (32 MiB at most, used as needed) rather than spilling to
+		// the WAL half-way.
+		q.Add("_pragma", "cache_size(-32768)")
 	}
 	return "file:" + uriPath.Replace(path) + "?" + q.Encode()
 }
@@ -139,11 +146,7 @@ func (db *DB) Close() error {
 	for _, st := range db.stmts {
 		st.Close()
 	}
-	for _, st := range db.inserts {
-		if st != nil {
-			st.Close()
-		}
-	}
+	db.inserts.close()
 	db.mu.Unlock()
 	_, cerr := db.w.ExecContext(context.Background(), "PRAGMA wal_checkpoint(TRUNCATE)")
 	rerr := db.r.Close()

@@ -67,15 +67,22 @@ func (db *DB) Append(ctx context.Context, evs []NewEvent, now time.Time) ([]Even
 }
 
 // insertRows are the sizes of the multi-row INSERT statements appends use,
-// largest first: n events go in as n's binary digits say, so that a few
-// prepared statements serve every n. 256 rows of 5 values each stay far
-// below SQLite's limit on parameters.
+// largest first: n events go in as n's digits in these sizes say, so that
+// a few prepared statements serve every n. 256 rows of 5 values each stay
+// far below SQLite's limit on parameters.
 var insertRows = [...]int{256, 64, 16, 4, 1}
 
-// insertSQL returns the INSERT of n rows.
-func insertSQL(n int) string {
+// insertSQL returns the INSERT of n rows. With orIgnore a row that breaks a
+// constraint is left out rather than failing the statement, which spares
+// SQLite a statement journal (a copy of every page the statement changes,
+// kept to undo it half-way).
+func insertSQL(n int, orIgnore bool) string {
 	var b strings.Builder
-	b.WriteString("INSERT INTO events (user_id, type, data, data_json, created_at) VALUES ")
+	b.WriteString("INSERT ")
+	if orIgnore {
+		b.WriteString("OR IGNORE ")
+	}
+	b.WriteString("INTO events (user_id, type, data, data_json, created_at) VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -86,50 +93,72 @@ func insertSQL(n int) string {
 	return b.String()
 }
 
-// insertStmts returns the writer's prepared INSERT statements, one per
-// size in insertRows, preparing them on first use.
-func (db *DB) insertStmts(ctx context.Context) ([len(insertRows)]*sql.Stmt, error) {
+// insertStmts are the writer's prepared INSERT statements, one per size in
+// insertRows: plain ones and OR IGNORE ones.
+type insertStmts struct {
+	plain, orIgnore [len(insertRows)]*sql.Stmt
+}
+
+// insertStmts returns the writer's INSERT statements, preparing them on
+// first use.
+func (db *DB) insertStmts(ctx context.Context) (insertStmts, error) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	if db.inserts[0] != nil {
+	if db.inserts.plain[0] != nil {
 		return db.inserts, nil
 	}
-	var out [len(insertRows)]*sql.Stmt
+	var out insertStmts
 	for i, n := range insertRows {
-		st, err := db.w.PrepareContext(ctx, insertSQL(n))
-		if err != nil {
-			for _, st := range out[:i] {
-				st.Close()
+		for _, orIgnore := range []bool{false, true} {
+			st, err := db.w.PrepareContext(ctx, insertSQL(n, orIgnore))
+			if err != nil {
+				out.close()
+				return insertStmts{}, fmt.Errorf("prepare insert: %w", err)
 			}
-			return out, fmt.Errorf("prepare insert: %w", err)
+			if orIgnore {
+				out.orIgnore[i] = st
+			} else {
+				out.plain[i] = st
+			}
 		}
-		out[i] = st
 	}
 	db.inserts = out
 	return out, nil
 }
 
-// inserter inserts events inside one append transaction.
-type inserter struct {
-	tx    *sql.Tx
-	stmts [len(insertRows)]*sql.Stmt // the writer's, see insertStmts
-	txs   [len(insertRows)]*sql.Stmt // the same, bound to tx once used
-	now   time.Time
-	args  []any
-	ids   []int64
-}
-
-func (ins *inserter) close() {
-	for _, st := range ins.txs {
+func (s *insertStmts) close() {
+	for _, st := range append(s.plain[:], s.orIgnore[:]...) {
 		if st != nil {
 			st.Close()
 		}
 	}
 }
 
+// inserter inserts events inside one append transaction.
+type inserter struct {
+	tx    *sql.Tx
+	stmts insertStmts
+	txs   insertStmts // the same, bound to tx once used
+	now   time.Time
+	args  []any
+	ids   []int64
+}
+
+func (ins *inserter) close() { ins.txs.close() }
+
 // insert inserts evs, stamped with ins.now, and returns them with their
-// ids, in as few statements as insertRows allows.
+// ids. A row the log refuses fails it; evs may then be partly inserted.
 func (ins *inserter) insert(ctx context.Context, evs []NewEvent) ([]Event, error) {
+	return ins.insertEvents(ctx, evs, false)
+}
+
+// insertAll is insert with OR IGNORE statements: a refused row makes it
+// return an error matching errRowRefused, with the others inserted.
+func (ins *inserter) insertAll(ctx context.Context, evs []NewEvent) ([]Event, error) {
+	return ins.insertEvents(ctx, evs, true)
+}
+
+func (ins *inserter) insertEvents(ctx context.Context, evs []NewEvent, orIgnore bool) ([]Event, error) {
 	ms := ins.now.UnixMilli()
 	created := time.UnixMilli(ms).UTC()
 	out := make([]Event, len(evs))
@@ -137,29 +166,27 @@ func (ins *inserter) insert(ctx context.Context, evs []NewEvent) ([]Event, error
 		out[i] = Event{UserID: e.UserID, Type: e.Type, Data: e.Data, DataJSON: e.DataJSON, CreatedAt: created}
 	}
 	for done := 0; done < len(evs); {
-		size := 0
-		for _, n := range insertRows {
-			if n <= len(evs)-done {
-				size = n
-				break
-			}
-		}
-		if err := ins.insertRows(ctx, evs[done:done+size], ms, out[done:done+size]); err != nil {
+		i := slices.IndexFunc(insertRows[:], func(n int) bool { return n <= len(evs)-done })
+		n := insertRows[i]
+		if err := ins.insertRows(ctx, i, orIgnore, evs[done:done+n], ms, out[done:done+n]); err != nil {
 			return nil, err
 		}
-		done += size
+		done += n
 	}
 	return out, nil
 }
 
-// insertRows inserts evs with the statement for exactly len(evs) rows and
+// insertRows inserts evs with statement i, for exactly len(evs) rows, and
 // sets the ids in out. The rows of one INSERT are stored in their order,
 // each taking the next id, so their ids in increasing order are theirs in
 // order, whatever order RETURNING gives them in.
-func (ins *inserter) insertRows(ctx context.Context, evs []NewEvent, ms int64, out []Event) error {
-	i := slices.Index(insertRows[:], len(evs))
-	if ins.txs[i] == nil {
-		ins.txs[i] = ins.tx.StmtContext(ctx, ins.stmts[i])
+func (ins *inserter) insertRows(ctx context.Context, i int, orIgnore bool, evs []NewEvent, ms int64, out []Event) error {
+	st, bound := &ins.stmts.plain[i], &ins.txs.plain[i]
+	if orIgnore {
+		st, bound = &ins.stmts.orIgnore[i], &ins.txs.orIgnore[i]
+	}
+	if *bound == nil {
+		*bound = ins.tx.StmtContext(ctx, *st)
 	}
 	ins.args = ins.args[:0]
 	for _, e := range evs {
@@ -169,7 +196,7 @@ func (ins *inserter) insertRows(ctx context.Context, evs []NewEvent, ms int64, o
 		}
 		ins.args = append(ins.args, user, e.Type, e.Data, e.DataJSON, ms)
 	}
-	rows, err := ins.txs[i].QueryContext(ctx, ins.args...)
+	rows, err := (*bound).QueryContext(ctx, ins.args...)
 	if err != nil {
 		return fmt.Errorf("insert events: %w", err)
 	}
@@ -186,7 +213,7 @@ func (ins *inserter) insertRows(ctx context.Context, evs []NewEvent, ms int64, o
 		return fmt.Errorf("insert events: %w", err)
 	}
 	if len(ins.ids) != len(evs) {
-		return fmt.Errorf("insert events: %d ids returned for %d rows", len(ins.ids), len(evs))
+		return fmt.Errorf("insert events: %w (%d of %d rows stored)", errRowRefused, len(ins.ids), len(evs))
 	}
 	slices.Sort(ins.ids)
 	for j, id := range ins.ids {

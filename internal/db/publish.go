@@ -2,7 +2,9 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,10 +25,15 @@ type Publish struct {
 }
 
 // AppendMany appends many publishes in one transaction, so that they share
-// one commit (group commit). Each is applied inside a savepoint: one that
-// fails is undone alone and gets its Err, the others go on. AppendMany
-// returns an error when the transaction as a whole fails; then none was
-// appended. When it returns nil, every publish without Err is committed.
+// one commit (group commit). One that fails is undone alone and gets its
+// Err, the others go on. AppendMany returns an error when the transaction
+// as a whole fails; then none was appended. When it returns nil, every
+// publish without Err is committed.
+//
+// The publishes without an idempotency key go in together, in as few
+// statements as their events need. Should one of their rows be refused,
+// the transaction is dropped and done again with each publish in a
+// savepoint of its own, so that only the one at fault fails.
 func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) error {
 	// Prepared before the transaction takes the one writer connection:
 	// preparing on the pool afterwards would wait for it forever.
@@ -34,6 +41,22 @@ func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) erro
 	if err != nil {
 		return err
 	}
+	if slices.ContainsFunc(ps, func(p *Publish) bool { return p.Once == nil }) {
+		err := db.appendTx(ctx, stmts, ps, now, true)
+		if !errors.Is(err, errRowRefused) {
+			return err
+		}
+	}
+	return db.appendTx(ctx, stmts, ps, now, false)
+}
+
+// errRowRefused is a row the log's constraints refused.
+var errRowRefused = errors.New("a row was refused")
+
+// appendTx is one try of AppendMany. together puts the publishes without
+// a key in together; if one of their rows is refused, it returns
+// errRowRefused and the transaction is rolled back.
+func (db *DB) appendTx(ctx context.Context, stmts insertStmts, ps []*Publish, now time.Time, together bool) error {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin append: %w", err)
@@ -42,18 +65,13 @@ func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) erro
 	ins := &inserter{tx: tx, stmts: stmts, now: now}
 	defer ins.close()
 
-	// The publishes without a key go in together, in as few statements as
-	// their events need. Should that fail, they go in one by one below, so
-	// that only the one at fault fails.
-	together := 0
-	for _, p := range ps {
-		if p.Once == nil {
-			together++
+	if together {
+		if err := appendTogether(ctx, ins, ps); err != nil {
+			return err
 		}
 	}
-	done := together > 1 && appendTogether(ctx, ins, ps) == nil
 	for _, p := range ps {
-		if done && p.Once == nil {
+		if together && p.Once == nil {
 			continue
 		}
 		if p.Err = applyPublish(ctx, ins, p); p.Err != nil {
@@ -66,35 +84,27 @@ func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) erro
 	return nil
 }
 
-// appendTogether inserts the events of every publish without a key inside
-// one savepoint, and hands each publish its own. On an error nothing of
-// them is left.
+// appendTogether inserts the events of every publish without a key and
+// hands each publish its own. It needs no savepoint: on an error the
+// whole transaction is dropped.
 func appendTogether(ctx context.Context, ins *inserter, ps []*Publish) error {
-	if _, err := ins.tx.ExecContext(ctx, "SAVEPOINT together"); err != nil {
-		return fmt.Errorf("savepoint: %w", err)
-	}
 	var evs []NewEvent
 	for _, p := range ps {
 		if p.Once == nil {
 			evs = append(evs, p.Events...)
 		}
 	}
-	created, err := ins.insert(ctx, evs)
+	created, err := ins.insertAll(ctx, evs)
 	if err != nil {
-		if _, rerr := ins.tx.ExecContext(ctx, "ROLLBACK TO together"); rerr != nil {
-			return fmt.Errorf("%w (and rolling back: %v)", err, rerr)
-		}
-	} else {
-		for _, p := range ps {
-			if p.Once == nil {
-				p.Created, created = created[:len(p.Events):len(p.Events)], created[len(p.Events):]
-			}
+		return err
+	}
+	for _, p := range ps {
+		if p.Once == nil {
+			p.Created, created = created[:len(p.Events):len(p.Events)], created[len(p.Events):]
+			p.Err = nil
 		}
 	}
-	if _, rerr := ins.tx.ExecContext(ctx, "RELEASE together"); rerr != nil && err == nil {
-		return fmt.Errorf("release savepoint: %w", rerr)
-	}
-	return err
+	return nil
 }
 
 // applyPublish applies one publish inside a savepoint of tx. A single
