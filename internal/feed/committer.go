@@ -90,12 +90,14 @@ func (c *Committer) commit(group []*pendingPublish) {
 	// others' publishes. The write is bounded by SQLite's busy timeout.
 	err := c.db.AppendMany(context.Background(), ps, c.now())
 	if err == nil {
-		c.tailer.Wake()
-		n := 0
+		var created []db.Event
 		for _, p := range ps {
-			n += len(p.Created)
+			created = append(created, p.Created...)
 		}
-		c.metrics.eventsWritten.Add(float64(n))
+		if len(created) > 0 {
+			c.tailer.Committed(created)
+		}
+		c.metrics.eventsWritten.Add(float64(len(created)))
 	}
 	for _, pp := range group {
 		pp.done <- err

@@ -52,12 +52,12 @@ func NewMetrics() *Metrics {
 		}),
 		pollSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "feedd_tailer_poll_seconds",
-			Help:    "Time the tailer takes to read and dispatch new rows.",
+			Help:    "Time the tailer takes to read (or take over from a local commit) and dispatch new rows.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}),
 		pollRows: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "feedd_tailer_rows_per_poll",
-			Help:    "Rows the tailer read per poll.",
+			Help:    "Rows the tailer dispatched per poll (or local commit taken over).",
 			Buckets: []float64{0, 1, 2, 5, 10, 50, 100, 500, 1000, 5000},
 		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

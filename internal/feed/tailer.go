@@ -1,8 +1,10 @@
 package feed
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,6 +26,9 @@ type Tailer struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	wake     chan struct{}
+	// committed carries rows this process has just committed, in commit
+	// order (see Committed).
+	committed chan []db.Event
 }
 
 // NewTailer returns a tailer that feeds hub from the rows after the id after
@@ -33,7 +38,8 @@ func NewTailer(store *db.DB, hub *Hub, after int64, interval time.Duration, log 
 	if m == nil {
 		m = NewMetrics()
 	}
-	return &Tailer{db: store, hub: hub, after: after, interval: interval, log: log, metrics: m, wake: make(chan struct{}, 1)}
+	return &Tailer{db: store, hub: hub, after: after, interval: interval, log: log, metrics: m,
+		wake: make(chan struct{}, 1), committed: make(chan []db.Event, 64)}
 }
 
 // Wake makes the tailer read new rows now instead of at its next poll.
@@ -41,6 +47,19 @@ func (t *Tailer) Wake() {
 	select {
 	case t.wake <- struct{}{}:
 	default:
+	}
+}
+
+// Committed hands the tailer rows this process has just committed, in
+// the order of their commits. When they are the very next rows of the log,
+// the tailer dispatches them as they are, without reading them back;
+// otherwise (another process wrote in between, or the hand-over queue is
+// full) it reads the log as on a wake.
+func (t *Tailer) Committed(evs []db.Event) {
+	select {
+	case t.committed <- evs:
+	default:
+		t.Wake()
 	}
 }
 
@@ -55,6 +74,11 @@ func (t *Tailer) Run(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-t.wake:
+		case evs := <-t.committed:
+			if next, ok := t.dispatchNext(evs, cursor); ok {
+				cursor = next
+				continue
+			}
 		}
 		cursor = t.poll(ctx, cursor)
 	}
@@ -93,6 +117,32 @@ func (t *Tailer) poll(ctx context.Context, cursor int64) int64 {
 			return cursor
 		}
 	}
+}
+
+// dispatchNext dispatches evs, rows committed by this process, if they are
+// exactly the rows that follow cursor in the log: the ids cursor+1, +2, ...
+// with none missing. Then no other row can come before or between them, and
+// it returns the new cursor. Otherwise it dispatches nothing.
+func (t *Tailer) dispatchNext(evs []db.Event, cursor int64) (int64, bool) {
+	start := time.Now()
+	slices.SortFunc(evs, func(a, b db.Event) int { return cmp.Compare(a.ID, b.ID) })
+	for i, e := range evs {
+		if e.ID != cursor+1+int64(i) {
+			return cursor, false
+		}
+	}
+	ds := make([]*delivery, 0, len(evs))
+	for _, e := range evs {
+		wire, err := encode(nil, e)
+		if err != nil {
+			t.log.Warn("skipping a row that cannot be sent as an event", "id", e.ID, "err", err)
+			continue
+		}
+		ds = append(ds, &delivery{id: e.ID, userID: e.UserID, typ: e.Type, wire: wire, committed: e.CreatedAt})
+	}
+	t.hub.dispatch(ds)
+	t.metrics.polled(start, len(evs))
+	return cursor + int64(len(evs)), true
 }
 
 // encode appends the SSE encoding of a log row to dst.
