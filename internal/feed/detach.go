@@ -29,8 +29,9 @@ const finishTimeout = time.Second
 // http.ResponseController: a flush (a no-op, as nothing is buffered) and
 // write deadlines.
 type chunkedConn struct {
-	conn  net.Conn
-	bytes int64 // body bytes written
+	conn     net.Conn
+	bytes    int64     // body bytes written
+	deadline time.Time // the connection's write deadline
 
 	head [18]byte // the chunk size line
 	vec  [3][]byte
@@ -65,13 +66,31 @@ func (c *chunkedConn) Write(p []byte) (int, error) {
 // FlushError does nothing: every Write goes straight to the connection.
 func (c *chunkedConn) FlushError() error { return nil }
 
-// SetWriteDeadline sets the connection's write deadline.
-func (c *chunkedConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+// deadlineSlack is how far a write's deadline may fall short of the one
+// asked for: a deadline is moved at most once per deadlineSlack, not once
+// per write, which costs a system timer update each time.
+const deadlineSlack = time.Second
+
+// SetWriteDeadline gives the next writes until t, or a little less. The
+// zero time, asked for after each write so that an idle stream is not cut
+// off, changes nothing here: a deadline left in place only matters to the
+// next write, and the stream sets a new one before it.
+func (c *chunkedConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() || c.deadline.After(t.Add(-deadlineSlack)) {
+		return nil
+	}
+	if err := c.conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	c.deadline = t
+	return nil
+}
 
 // finish ends the chunked response, so the client sees a clean end rather
 // than a broken connection.
 func (c *chunkedConn) finish() {
-	c.conn.SetWriteDeadline(time.Now().Add(finishTimeout))
+	c.deadline = time.Now().Add(finishTimeout)
+	c.conn.SetWriteDeadline(c.deadline)
 	c.conn.Write([]byte("0\r\n\r\n"))
 }
 

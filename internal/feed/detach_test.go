@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,4 +157,31 @@ func TestWaitFeedsClosesWhatOutlivesTheDeadline(t *testing.T) {
 		t.Fatal("the cut-off feed's response ended cleanly")
 	}
 	waitFeeds(t, e.hub, 0)
+}
+
+// The writer moves the connection's deadline at most once per
+// deadlineSlack, ignores the clearing that follows each write, and a write
+// the client does not read still fails at the deadline.
+func TestChunkedConnDeadlines(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	cw := &chunkedConn{conn: server}
+	now := time.Now()
+	must(t, cw.SetWriteDeadline(now.Add(time.Hour)))
+	must(t, cw.SetWriteDeadline(now.Add(time.Hour+deadlineSlack/2)))
+	must(t, cw.SetWriteDeadline(time.Time{}))
+	if !cw.deadline.Equal(now.Add(time.Hour)) {
+		t.Fatalf("deadline moved to %v within the slack, or cleared", cw.deadline)
+	}
+	must(t, cw.SetWriteDeadline(now.Add(time.Hour+2*deadlineSlack)))
+	if !cw.deadline.Equal(now.Add(time.Hour + 2*deadlineSlack)) {
+		t.Fatalf("deadline %v not moved forward past the slack", cw.deadline)
+	}
+
+	stalled := &chunkedConn{conn: server}
+	must(t, stalled.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
+	if _, err := stalled.Write([]byte("data: x\n\n")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a write nobody reads returned %v, want a deadline error", err)
+	}
 }
