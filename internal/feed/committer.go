@@ -12,6 +12,9 @@ import (
 // maxGroup caps how many publishes share one transaction.
 const maxGroup = 256
 
+// maxYields caps how many times the committer yields to let a group grow.
+const maxYields = 4
+
 // errStopped is the answer to a publish that arrives after the committer
 // stopped, during a shutdown.
 var errStopped = errors.New("the server is shutting down")
@@ -64,20 +67,33 @@ func (c *Committer) Run(ctx context.Context) {
 			group = append(group[:0], pp)
 			// Let the handlers that are ready to publish queue up first:
 			// on a busy server the group grows, and a commit costs about
-			// the same for one publish as for dozens.
-			runtime.Gosched()
-		fill:
-			for len(group) < maxGroup {
-				select {
-				case pp := <-c.in:
-					group = append(group, pp)
-				default:
-					break fill
+			// the same for one publish as for dozens. While yielding
+			// brings more, yield again (a few times at most); a lone
+			// publish is committed at once.
+			for range maxYields {
+				runtime.Gosched()
+				n := len(group)
+				group = c.drain(group)
+				if len(group) == n || len(group) == maxGroup {
+					break
 				}
 			}
 			c.commit(group)
 		}
 	}
+}
+
+// drain adds what is queued to group, up to maxGroup publishes.
+func (c *Committer) drain(group []*pendingPublish) []*pendingPublish {
+	for len(group) < maxGroup {
+		select {
+		case pp := <-c.in:
+			group = append(group, pp)
+		default:
+			return group
+		}
+	}
+	return group
 }
 
 // commit appends a group in one transaction and answers each publish.
