@@ -51,7 +51,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer ln.Close()
 
-	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync})
+	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync, ManualCheckpoints: true})
 	if err != nil {
 		return err
 	}
@@ -113,6 +113,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 	background.Go(func() { tailer.Run(bgCtx) })
 	background.Go(func() { committer.Run(bgCtx) })
+	background.Go(func() { checkpoints(bgCtx, store, log) })
 	if c.retention > 0 {
 		background.Go(func() { feed.Prune(bgCtx, store, c.retention, time.Now, log) })
 	}
@@ -206,4 +207,24 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// checkpointEvery is how often feedd copies the WAL into the database file.
+const checkpointEvery = time.Second
+
+// checkpoints checkpoints the WAL every checkpointEvery until ctx is done,
+// away from the commits (see db.Options.ManualCheckpoints).
+func checkpoints(ctx context.Context, store *db.DB, log *slog.Logger) {
+	tick := time.NewTicker(checkpointEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("WAL checkpoint failed; retrying in a second", "err", err)
+		}
+	}
 }

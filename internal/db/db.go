@@ -33,6 +33,11 @@ type Options struct {
 	// (the default: a committed write survives a process crash) or "full"
 	// (it also survives a power loss, at the cost of an fsync per commit).
 	Synchronous string
+	// ManualCheckpoints turns off the writer's automatic checkpoints, which
+	// run inside the commit that fills the WAL past 1000 pages and so add
+	// their time (an fsync among it) to that commit's publishes. The caller
+	// then runs Checkpoint regularly; Close still checkpoints.
+	ManualCheckpoints bool
 }
 
 // DB is an open feedd database: one writer connection and a reader pool
@@ -114,6 +119,9 @@ func dsn(path string, opts Options, readOnly bool) string {
 		// cache (32 MiB at most, used as needed) rather than spilling to
 		// the WAL half-way.
 		q.Add("_pragma", "cache_size(-32768)")
+		if opts.ManualCheckpoints {
+			q.Add("_pragma", "wal_autocheckpoint(0)")
+		}
 	}
 	return "file:" + uriPath.Replace(path) + "?" + q.Encode()
 }
@@ -155,6 +163,19 @@ func (db *DB) Close() error {
 }
 
 // Ping reports whether both the writer and the readers can reach the file.
+// Checkpoint copies what the WAL holds into the database file, as far as
+// the readers of older snapshots allow, without waiting for anyone. It runs
+// on a reader connection, so commits go on meanwhile.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	var busy, frames, done int
+	err := db.r.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that both pools can reach the database.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.w.PingContext(ctx); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -349,5 +350,54 @@ func TestAppendManyTogetherGivesEachEventItsOwnID(t *testing.T) {
 				t.Fatalf("id %d holds %+v, want %+v", e.ID, got, want)
 			}
 		}
+	}
+}
+
+// With ManualCheckpoints commits leave the WAL alone, however large it
+// grows, and Checkpoint copies all of it into the database file.
+func TestManualCheckpoints(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ckpt.db")
+	d, err := Open(ctx, path, Options{ManualCheckpoints: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 8000) // two pages a row: 1500 rows pass SQLite's 1000-page mark
+	for range 30 {
+		evs := make([]NewEvent, 50)
+		for i := range evs {
+			evs[i] = NewEvent{UserID: "alice", Type: "message", Data: big}
+		}
+		if _, err := d.Append(ctx, evs, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size() < 3000*4096 {
+		t.Fatalf("the WAL holds %d bytes after 3000 pages of commits: commits checkpointed it", info.Size())
+	}
+	size := func() int64 {
+		t.Helper()
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Size()
+	}
+	if n := size(); n >= 3000*4096 {
+		t.Fatalf("the database file holds %d bytes before any checkpoint", n)
+	}
+	if err := d.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := size(); n < 3000*4096 {
+		t.Fatalf("after Checkpoint the database file holds %d bytes: the WAL was not copied in", n)
 	}
 }
