@@ -102,16 +102,7 @@ func (t *Tailer) poll(ctx context.Context, cursor int64) int64 {
 			return cursor
 		}
 		read += len(rows)
-		ds := make([]*delivery, 0, len(rows))
-		for _, e := range rows {
-			wire, err := encode(nil, e)
-			if err != nil {
-				t.log.Warn("skipping a row that cannot be sent as an event", "id", e.ID, "err", err)
-				continue
-			}
-			ds = append(ds, &delivery{id: e.ID, userID: e.UserID, typ: e.Type, wire: wire, committed: e.CreatedAt})
-		}
-		t.hub.dispatch(ds)
+		t.dispatch(rows)
 		cursor = rows[len(rows)-1].ID
 		if len(rows) < tailPage {
 			return cursor
@@ -131,8 +122,15 @@ func (t *Tailer) dispatchNext(evs []db.Event, cursor int64) (int64, bool) {
 			return cursor, false
 		}
 	}
-	ds := make([]*delivery, 0, len(evs))
-	for _, e := range evs {
+	t.dispatch(evs)
+	t.metrics.polled(start, len(evs))
+	return cursor + int64(len(evs)), true
+}
+
+// dispatch encodes rows, each once, and hands them to the hub.
+func (t *Tailer) dispatch(rows []db.Event) {
+	ds := make([]*delivery, 0, len(rows))
+	for _, e := range rows {
 		wire, err := encode(nil, e)
 		if err != nil {
 			t.log.Warn("skipping a row that cannot be sent as an event", "id", e.ID, "err", err)
@@ -141,8 +139,6 @@ func (t *Tailer) dispatchNext(evs []db.Event, cursor int64) (int64, bool) {
 		ds = append(ds, &delivery{id: e.ID, userID: e.UserID, typ: e.Type, wire: wire, committed: e.CreatedAt})
 	}
 	t.hub.dispatch(ds)
-	t.metrics.polled(start, len(evs))
-	return cursor + int64(len(evs)), true
 }
 
 // encode appends the SSE encoding of a log row to dst.
