@@ -8,7 +8,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/http"
@@ -116,6 +118,62 @@ func TestTLSServesFeedsOverHTTP2(t *testing.T) {
 		}
 		if got[1] != "data: over h2" {
 			t.Fatalf("feed %d received %q", i, got)
+		}
+	}
+}
+
+// A browser that does not speak HTTP/2 gets its feed over HTTP/1.1 on TLS:
+// the feed goes on outside its handler, on the TLS connection.
+func TestTLSServesFeedsOverHTTP1(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	s := startServer(t, "--tls-cert", certFile, "--tls-key", keyFile)
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool},
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // no HTTP/2
+	}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(s.base + "/events?token=" + s.userToken(t, "alice", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("feed: %s %d, want HTTP/1.1 200", resp.Proto, resp.StatusCode)
+	}
+	r := bufio.NewReader(resp.Body)
+	if l, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(l, "retry:") {
+		t.Fatalf("first line %q, %v", l, err)
+	}
+	for _, data := range []string{"over TLS", "line one\nline two"} {
+		req, _ := http.NewRequest(http.MethodPost, s.base+"/admin/notifications", strings.NewReader(`{"user":"alice","data":`+jsValue(t, data)+`}`))
+		req.Header.Set("Authorization", "Bearer "+s.adminToken(t))
+		post, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var created struct{ Events []apiEvent }
+		err = json.NewDecoder(post.Body).Decode(&created)
+		post.Body.Close()
+		if err != nil || post.StatusCode != http.StatusCreated || len(created.Events) != 1 {
+			t.Fatalf("post over TLS: %d, %v", post.StatusCode, err)
+		}
+		want := fmt.Sprintf("id: %d\n", created.Events[0].ID)
+		for _, line := range strings.Split(data, "\n") {
+			want += "data: " + line + "\n"
+		}
+		var got string
+		for !strings.HasSuffix(got, "\n\n") {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the feed: %v (so far %q)", err, got)
+			}
+			if got == "" && l == "\n" {
+				continue // the blank line that ends the retry field
+			}
+			got += l
+		}
+		if got != want+"\n" {
+			t.Fatalf("event %q, want %q", got, want+"\n")
 		}
 	}
 }

@@ -34,8 +34,19 @@ type chunkedConn struct {
 	deadline time.Time // the connection's write deadline
 
 	head [18]byte // the chunk size line
+	// On a TCP connection a chunk goes out in one writev of its three
+	// parts; on any other (TLS) it is copied into buf and written once,
+	// so that it is one record, not three.
+	tcp  bool
 	vec  [3][]byte
 	bufs net.Buffers
+	buf  []byte
+}
+
+// newChunkedConn returns the writer for the rest of a response on conn.
+func newChunkedConn(conn net.Conn) *chunkedConn {
+	_, tcp := conn.(*net.TCPConn)
+	return &chunkedConn{conn: conn, tcp: tcp}
 }
 
 var crlf = []byte("\r\n")
@@ -52,10 +63,19 @@ func (c *chunkedConn) Write(p []byte) (int, error) {
 		return 0, nil // an empty chunk would end the response
 	}
 	head := append(strconv.AppendInt(c.head[:0], int64(len(p)), 16), '\r', '\n')
-	c.vec = [3][]byte{head, p, crlf}
-	c.bufs = c.vec[:]
-	_, err := c.bufs.WriteTo(c.conn)
-	c.vec = [3][]byte{} // do not hold on to p
+	var err error
+	if c.tcp {
+		c.vec = [3][]byte{head, p, crlf}
+		c.bufs = c.vec[:]
+		_, err = c.bufs.WriteTo(c.conn)
+		c.vec = [3][]byte{} // do not hold on to p
+	} else {
+		c.buf = append(append(append(c.buf[:0], head...), p...), crlf...)
+		_, err = c.conn.Write(c.buf)
+		if cap(c.buf) > 64<<10 {
+			c.buf = nil // one large event should not stay pinned
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -156,7 +176,7 @@ func (f *feedConn) detach(w http.ResponseWriter, exp time.Time, end func(reason 
 	}
 	// Whatever the client sent after its request (a pipelined request,
 	// say) is never answered: the response to this one does not end.
-	cw := &chunkedConn{conn: conn}
+	cw := newChunkedConn(conn)
 	f.stream = sse.Attach(cw, f.s.cfg.WriteTimeout)
 	if cap(f.buf) > 4<<10 {
 		f.buf = nil // grown by the replay

@@ -29,7 +29,7 @@ func TestChunkedConnFramesEachWrite(t *testing.T) {
 		b, _ := io.ReadAll(client)
 		got <- b
 	}()
-	cw := &chunkedConn{conn: server}
+	cw := newChunkedConn(server)
 	for _, p := range []string{"id: 1\ndata: a\n\n", "", strings.Repeat("x", 300)} {
 		if n, err := cw.Write([]byte(p)); err != nil || n != len(p) {
 			t.Fatalf("Write(%d bytes) = %d, %v", len(p), n, err)
@@ -166,7 +166,7 @@ func TestChunkedConnDeadlines(t *testing.T) {
 	server, client := net.Pipe()
 	defer client.Close()
 	defer server.Close()
-	cw := &chunkedConn{conn: server}
+	cw := newChunkedConn(server)
 	now := time.Now()
 	must(t, cw.SetWriteDeadline(now.Add(time.Hour)))
 	must(t, cw.SetWriteDeadline(now.Add(time.Hour+deadlineSlack/2)))
@@ -179,7 +179,7 @@ func TestChunkedConnDeadlines(t *testing.T) {
 		t.Fatalf("deadline %v not moved forward past the slack", cw.deadline)
 	}
 
-	stalled := &chunkedConn{conn: server}
+	stalled := newChunkedConn(server)
 	must(t, stalled.SetWriteDeadline(time.Now().Add(50*time.Millisecond)))
 	if _, err := stalled.Write([]byte("data: x\n\n")); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("a write nobody reads returned %v, want a deadline error", err)
