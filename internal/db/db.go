@@ -162,7 +162,6 @@ func (db *DB) Close() error {
 	return errors.Join(cerr, rerr, werr)
 }
 
-// Ping reports whether both the writer and the readers can reach the file.
 // Checkpoint copies what the WAL holds into the database file, as far as
 // the readers of older snapshots allow, without waiting for anyone. It runs
 // on a reader connection, so commits go on meanwhile.
@@ -175,7 +174,7 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
-// Ping checks that both pools can reach the database.
+// Ping reports whether both the writer and the readers can reach the file.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.w.PingContext(ctx); err != nil {
 		return err

@@ -160,10 +160,9 @@ func (s *Server) WaitFeeds(ctx context.Context) error {
 
 // detach takes the feed's connection over from net/http and goes on with
 // the live feed in goroutines of its own; it reports false, having changed
-// nothing, where the connection cannot be taken over (HTTP/2). end is
-// called once when the feed ends, with why and the body bytes written
-// after the takeover.
-func (f *feedConn) detach(w http.ResponseWriter, exp time.Time, end func(reason string, bytes int64)) bool {
+// nothing, where the connection cannot be taken over (HTTP/2). The feed
+// takes the request's access-log line along and logs it when it ends.
+func (f *feedConn) detach(w http.ResponseWriter, exp time.Time) bool {
 	d := &f.s.detached
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -185,6 +184,14 @@ func (f *feedConn) detach(w http.ResponseWriter, exp time.Time, end func(reason 
 		d.conns = make(map[net.Conn]struct{})
 	}
 	d.conns[conn] = struct{}{}
+	// What the access log needs, copied: the recorder holds on to the
+	// net/http state the takeover lets go of.
+	var line accessLine
+	var status int
+	var sent int64
+	if rec, ok := w.(*recorder); ok {
+		line, status, sent = rec.takeLine(), rec.status, rec.bytes
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	d.wg.Go(func() { watchClose(conn, cancel) })
@@ -198,7 +205,10 @@ func (f *feedConn) detach(w http.ResponseWriter, exp time.Time, end func(reason 
 		}
 		conn.Close()
 		d.remove(conn)
-		end(reason, cw.bytes)
+		f.end(reason)
+		if line != nil {
+			line(status, sent+cw.bytes, f.sent, reason)
+		}
 	})
 	return true
 }

@@ -79,36 +79,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	s.metrics.feedOpened()
 	ctx := r.Context()
 	reason := f.open(ctx, cursor, resume)
-	rec, _ := w.(*recorder)
-	if reason == "" && r.ProtoMajor == 1 {
-		sent := int64(0)
-		if rec != nil {
-			sent = rec.bytes
-		}
-		// The access-log line waits for the end of the feed; the feed
-		// gets it without keeping hold of the recorder, and so of the
-		// net/http state the takeover lets go of.
-		line := make(chan accessLine, 1)
-		end := func(reason string, bytes int64) {
-			f.end(reason)
-			if l, ok := <-line; ok {
-				l(sent+bytes, f.sent, reason)
-			}
-		}
-		if f.detach(w, claims.ExpiresAt, end) {
-			if rec != nil {
-				rec.detached = line
-			} else {
-				close(line)
-			}
-			return
-		}
+	if reason == "" && r.ProtoMajor == 1 && f.detach(w, claims.ExpiresAt) {
+		return
 	}
 	if reason == "" {
 		reason = f.live(ctx, claims.ExpiresAt)
 	}
 	f.end(reason)
-	if rec != nil {
+	if rec, ok := w.(*recorder); ok {
 		rec.feedEnd, rec.feedEvents = reason, f.sent
 	}
 }

@@ -18,9 +18,9 @@ type recorder struct {
 	// feedEnd and feedEvents are set by a feed when it ends.
 	feedEnd    string
 	feedEvents int
-	// detached is set by a feed that goes on after its handler returned
-	// (see detach): it takes the access-log line and logs it at its end.
-	detached chan<- accessLine
+	// line logs the request once it is answered. A feed that goes on after
+	// its handler returns (see detach) takes it and logs it at its end.
+	line accessLine
 }
 
 func (rec *recorder) WriteHeader(code int) {
@@ -42,32 +42,35 @@ func (rec *recorder) Write(p []byte) (int, error) {
 // Unwrap returns the wrapped writer.
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 
+// takeLine hands the access-log line over to a feed that logs it itself.
+func (rec *recorder) takeLine() accessLine {
+	line := rec.line
+	rec.line = nil
+	return line
+}
+
 // accessLine logs the access-log line of a request that has been answered,
 // and counts it in the metrics. For a feed, events and ended say how many
 // events it sent and why it ended ("" for other requests).
-type accessLine func(bytes int64, events int, ended string)
+type accessLine func(status int, bytes int64, events int, ended string)
 
 // accessLog logs one line per request once it is answered: for a feed,
 // when the feed ends. The query string is logged with token= redacted.
 func (s *Server) accessLog(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := s.now()
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{ResponseWriter: w, line: s.accessLine(route, r, s.now())}
 		next.ServeHTTP(rec, r)
-		line := s.accessLine(route, r, rec.status, start)
-		if rec.detached != nil {
-			rec.detached <- line
-			return
+		if rec.line != nil {
+			rec.line(rec.status, rec.bytes, rec.feedEvents, rec.feedEnd)
 		}
-		line(rec.bytes, rec.feedEvents, rec.feedEnd)
 	})
 }
 
-// accessLine returns the access-log line of r. It keeps only what it logs,
-// not r.
-func (s *Server) accessLine(route string, r *http.Request, status int, start time.Time) accessLine {
+// accessLine returns the access-log line of r, started at start. It keeps
+// only what it logs, not r.
+func (s *Server) accessLine(route string, r *http.Request, start time.Time) accessLine {
 	method, path, query, remote := r.Method, r.URL.Path, redactQuery(r.URL.RawQuery), r.RemoteAddr
-	return func(bytes int64, events int, ended string) {
+	return func(status int, bytes int64, events int, ended string) {
 		elapsed := s.now().Sub(start)
 		attrs := []any{
 			"method", method,
