@@ -94,7 +94,7 @@ func appendTogether(ctx context.Context, ins *inserter, ps []*Publish) error {
 			evs = append(evs, p.Events...)
 		}
 	}
-	created, err := ins.insertAll(ctx, evs)
+	created, err := ins.insert(ctx, evs, ignoreInsert)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func appendTogether(ctx context.Context, ins *inserter, ps []*Publish) error {
 func applyPublish(ctx context.Context, ins *inserter, p *Publish) error {
 	tx, now := ins.tx, ins.now
 	if len(p.Events) == 1 && p.Once == nil {
-		created, err := ins.insert(ctx, p.Events)
+		created, err := ins.insert(ctx, p.Events, plainInsert)
 		p.Created = created
 		return err
 	}
@@ -125,7 +125,7 @@ func applyPublish(ctx context.Context, ins *inserter, p *Publish) error {
 				return err
 			}
 		}
-		created, err := ins.insert(ctx, p.Events)
+		created, err := ins.insert(ctx, p.Events, plainInsert)
 		if err != nil {
 			return err
 		}
