@@ -51,7 +51,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer ln.Close()
 
-	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync, ManualCheckpoints: true})
+	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync, ManualCheckpoints: true, MaxDataBytes: int64(c.maxDataBytes)})
 	if err != nil {
 		return err
 	}
@@ -64,6 +64,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return err
 	} else if n > 0 {
 		log.Info("applied migrations", "count", n, "db", c.db)
+	}
+	if err := store.Start(ctx, time.Now()); err != nil {
+		if _, ok := errors.AsType[*db.StorageError](err); !ok {
+			return err
+		}
+		log.Warn("the database cannot be written; publishes answer 503 until it can", "err", err)
 	}
 	last, err := store.LastID(ctx)
 	if err != nil {
@@ -113,7 +119,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}()
 	background.Go(func() { tailer.Run(bgCtx) })
 	background.Go(func() { committer.Run(bgCtx) })
-	background.Go(func() { checkpoints(bgCtx, store, log) })
+	background.Go(func() { maintain(bgCtx, store, log) })
 	if c.retention > 0 {
 		background.Go(func() { feed.Prune(bgCtx, store, c.retention, time.Now, log) })
 	}
@@ -209,19 +215,36 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// checkpointEvery is how often feedd copies the WAL into the database file.
-const checkpointEvery = time.Second
+// maintainEvery is how often feedd checks its database's storage and
+// copies the WAL into the database file.
+const maintainEvery = time.Second
 
-// checkpoints checkpoints the WAL every checkpointEvery until ctx is done,
-// away from the commits (see db.Options.ManualCheckpoints).
-func checkpoints(ctx context.Context, store *db.DB, log *slog.Logger) {
-	tick := time.NewTicker(checkpointEvery)
+// maintain runs the database's upkeep every maintainEvery until ctx is
+// done: db.Maintain (the heartbeat that restores rely on, and finding out
+// whether storage trouble began or ended) and a WAL checkpoint, away from
+// the commits (see db.Options.ManualCheckpoints).
+func maintain(ctx context.Context, store *db.DB, log *slog.Logger) {
+	tick := time.NewTicker(maintainEvery)
 	defer tick.Stop()
+	var fault error
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		err := store.Maintain(ctx, time.Now())
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil && fault == nil:
+			log.Error("the database cannot be written; publishes answer 503 and /readyz is not ready until it can", "err", err)
+		case err == nil && fault != nil:
+			log.Info("the database can be written again; ready")
+		}
+		fault = err
+		if err != nil {
+			continue
 		}
 		if err := store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 			log.Warn("WAL checkpoint failed; retrying in a second", "err", err)

@@ -8,7 +8,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -38,13 +40,23 @@ type Options struct {
 	// their time (an fsync among it) to that commit's publishes. The caller
 	// then runs Checkpoint regularly; Close still checkpoints.
 	ManualCheckpoints bool
+	// MaxDataBytes is the largest data a row may have and still be sent:
+	// larger rows (only SQL inserts can make them) are left out of feeds
+	// and listings. 0 means no limit.
+	MaxDataBytes int64
 }
 
 // DB is an open feedd database: one writer connection and a reader pool
 // over the same file in WAL mode.
 type DB struct {
-	w *sql.DB
-	r *sql.DB
+	w    *sql.DB
+	r    *sql.DB
+	path string
+	sql  queries
+	// health is what storage trouble, if any, stops writes.
+	health health
+	// readConns is the reader pool's size, restored after a reconnect.
+	readConns int
 
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt // prepared once, keyed by pool and SQL
@@ -68,7 +80,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("synchronous must be normal or full, not %q", opts.Synchronous)
 	}
 
-	w, err := sql.Open("sqlite", dsn(path, opts, false))
+	if err := create(ctx, path, opts); err != nil {
+		return nil, err
+	}
+	w, err := sql.Open("sqlite", dsn(path, opts, false, "rw"))
 	if err != nil {
 		return nil, fmt.Errorf("open writer: %w", err)
 	}
@@ -80,10 +95,15 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	w.SetConnMaxIdleTime(0)
 	if err := w.PingContext(ctx); err != nil {
 		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, classify(err))
+	}
+	file, err := statFile(path)
+	if err != nil {
+		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 
-	r, err := sql.Open("sqlite", dsn(path, opts, true))
+	r, err := sql.Open("sqlite", dsn(path, opts, true, "rw"))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open readers: %w", err)
@@ -91,7 +111,28 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
 	r.SetConnMaxIdleTime(0)
-	return &DB{w: w, r: r, stmts: make(map[string]*sql.Stmt)}, nil
+	db := &DB{w: w, r: r, path: path, sql: newQueries(opts.MaxDataBytes),
+		readConns: opts.ReadConns, stmts: make(map[string]*sql.Stmt)}
+	db.health.file = file
+	return db, nil
+}
+
+// create makes the database file if it does not exist yet. The pools open
+// it with mode=rw, never creating it, so that a file removed under a
+// running server is reported missing rather than silently made anew.
+func create(ctx context.Context, path string, opts Options) error {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	c, err := sql.Open("sqlite", dsn(path, opts, false, "rwc"))
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer c.Close()
+	if err := c.PingContext(ctx); err != nil {
+		return fmt.Errorf("create %s: %w", path, classify(err))
+	}
+	return nil
 }
 
 // uriPath escapes the characters that would end the path of an SQLite URI
@@ -99,9 +140,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 var uriPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
 
 // dsn builds a modernc.org/sqlite DSN. Pragmas live in the DSN so that every
-// connection the pool opens gets them, not just the first.
-func dsn(path string, opts Options, readOnly bool) string {
-	q := url.Values{}
+// connection the pool opens gets them, not just the first. mode is SQLite's
+// URI open mode: rw, or rwc to create the file.
+func dsn(path string, opts Options, readOnly bool, mode string) string {
+	q := url.Values{"mode": {mode}}
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(ON)")

@@ -189,7 +189,7 @@ func TestFeedMergesUserAndBroadcastInPages(t *testing.T) {
 func TestResumeQueriesUseTheIndexWithoutSorting(t *testing.T) {
 	ctx := context.Background()
 	d := openTest(t)
-	for name, q := range map[string]string{"feed": feedSQL, "latest": feedLatestSQL} {
+	for name, q := range map[string]string{"feed": d.sql.feed, "latest": d.sql.feedLatest} {
 		rows, err := d.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, "alice", 5, 100, 10)
 		if err != nil {
 			t.Fatal(err)

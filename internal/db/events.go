@@ -21,6 +21,10 @@ type Event struct {
 	Data      string
 	DataJSON  bool
 	CreatedAt time.Time
+	// TooLarge marks a row whose data is over the store's MaxDataBytes
+	// (only rows inserted with SQL can be): its Data is left unread, and
+	// feeds and listings leave the row out.
+	TooLarge bool
 }
 
 // Broadcast reports whether the event goes to every user.
@@ -53,8 +57,6 @@ func (r Range) bounds() (after, before int64, limit int) {
 	}
 	return r.After, before, limit
 }
-
-const eventColumns = "id, user_id, type, data, data_json, created_at"
 
 // Append stores evs in one transaction, stamped with now, and returns them
 // with their ids. When it returns nil the rows are committed.
@@ -218,44 +220,27 @@ func (ins *inserter) insertRows(ctx context.Context, kind insertKind, i int, evs
 	return nil
 }
 
-// feedSQL reads a user's feed: its own rows and the broadcasts, each half a
-// range of the (user_id, id) index, merged by id as SQLite streams them, so
-// neither half is sorted nor read past the LIMIT. ?1 user, ?2 after,
-// ?3 before, ?4 limit.
-const feedSQL = `
-SELECT ` + eventColumns + ` FROM events WHERE user_id = ?1 AND id > ?2 AND id < ?3
-UNION ALL
-SELECT ` + eventColumns + ` FROM events WHERE user_id IS NULL AND id > ?2 AND id < ?3
-ORDER BY id LIMIT ?4`
-
-// feedLatestSQL is feedSQL walking the index backwards from ?3.
-const feedLatestSQL = `
-SELECT ` + eventColumns + ` FROM events WHERE user_id = ?1 AND id > ?2 AND id < ?3
-UNION ALL
-SELECT ` + eventColumns + ` FROM events WHERE user_id IS NULL AND id > ?2 AND id < ?3
-ORDER BY id DESC LIMIT ?4`
-
 // Feed returns the events a user's feed carries (addressed to the user, or
 // broadcast) inside r, oldest first.
 func (db *DB) Feed(ctx context.Context, userID string, r Range) ([]Event, error) {
 	after, before, limit := r.bounds()
-	return db.query(ctx, feedSQL, limit, userID, after, before, limit)
+	return db.query(ctx, db.sql.feed, limit, userID, after, before, limit)
 }
 
 // FeedLatest is Feed for the newest events inside r: the last Limit of them,
 // still returned oldest first.
 func (db *DB) FeedLatest(ctx context.Context, userID string, r Range) ([]Event, error) {
 	after, before, limit := r.bounds()
-	evs, err := db.query(ctx, feedLatestSQL, limit, userID, after, before, limit)
+	evs, err := db.query(ctx, db.sql.feedLatest, limit, userID, after, before, limit)
 	slices.Reverse(evs)
 	return evs, err
 }
 
 // After returns every event of the log with id > after, oldest first, at
-// most limit of them. The tailer reads new rows with it.
+// most limit of them, rows too large to send included (marked TooLarge).
+// The tailer reads new rows with it.
 func (db *DB) After(ctx context.Context, after int64, limit int) ([]Event, error) {
-	return db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE id > ? ORDER BY id LIMIT ?",
-		limit, after, limit)
+	return db.query(ctx, db.sql.after, limit, after, limit)
 }
 
 // List returns the events addressed to userID inside r, oldest first; with
@@ -263,16 +248,14 @@ func (db *DB) After(ctx context.Context, after int64, limit int) ([]Event, error
 func (db *DB) List(ctx context.Context, userID string, r Range) ([]Event, error) {
 	after, before, limit := r.bounds()
 	if userID == "" {
-		return db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE id > ? AND id < ? ORDER BY id LIMIT ?",
-			limit, after, before, limit)
+		return db.query(ctx, db.sql.listAll, limit, after, before, limit)
 	}
-	return db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE user_id = ? AND id > ? AND id < ? ORDER BY id LIMIT ?",
-		limit, userID, after, before, limit)
+	return db.query(ctx, db.sql.listUser, limit, userID, after, before, limit)
 }
 
 // Get returns one event, or ErrNotFound.
 func (db *DB) Get(ctx context.Context, id int64) (Event, error) {
-	evs, err := db.query(ctx, "SELECT "+eventColumns+" FROM events WHERE id = ?", 1, id)
+	evs, err := db.query(ctx, db.sql.get, 1, id)
 	if err != nil {
 		return Event{}, err
 	}
@@ -284,9 +267,12 @@ func (db *DB) Get(ctx context.Context, id int64) (Event, error) {
 
 // Delete removes one event, or returns ErrNotFound. Its id is never reused.
 func (db *DB) Delete(ctx context.Context, id int64) error {
+	if err := db.Health(); err != nil {
+		return err
+	}
 	res, err := db.w.ExecContext(ctx, "DELETE FROM events WHERE id = ?", id)
 	if err != nil {
-		return fmt.Errorf("delete event: %w", err)
+		return db.fail(fmt.Errorf("delete event: %w", classify(err)))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
@@ -300,10 +286,13 @@ func (db *DB) Delete(ctx context.Context, id int64) error {
 
 // LastID returns the highest id in the log, 0 when it is empty.
 func (db *DB) LastID(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.scalar(ctx, "SELECT COALESCE(MAX(id), 0) FROM events", &id)
+	st, err := db.prepared(ctx, db.r, "SELECT COALESCE(MAX(id), 0) FROM events")
 	if err != nil {
-		return 0, fmt.Errorf("last id: %w", err)
+		return 0, err
+	}
+	var id int64
+	if err := st.QueryRowContext(ctx).Scan(&id); err != nil {
+		return 0, fmt.Errorf("last id: %w", classify(err))
 	}
 	return id, nil
 }
@@ -316,25 +305,25 @@ func (db *DB) query(ctx context.Context, q string, sizeHint int, args ...any) ([
 	}
 	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
-		return nil, fmt.Errorf("query events: %w", err)
+		return nil, fmt.Errorf("query events: %w", classify(err))
 	}
 	defer rows.Close()
 	out := make([]Event, 0, min(sizeHint, 1024))
 	for rows.Next() {
 		var (
-			e    Event
-			user sql.NullString
-			ms   int64
+			e          Event
+			user, data sql.NullString
+			ms         int64
 		)
-		if err := rows.Scan(&e.ID, &user, &e.Type, &e.Data, &e.DataJSON, &ms); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
+		if err := rows.Scan(&e.ID, &user, &e.Type, &data, &e.DataJSON, &ms); err != nil {
+			return nil, fmt.Errorf("scan event: %w", classify(err))
 		}
-		e.UserID = user.String
+		e.UserID, e.Data, e.TooLarge = user.String, data.String, !data.Valid
 		e.CreatedAt = time.UnixMilli(ms).UTC()
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, fmt.Errorf("read events: %w", classify(err))
 	}
 	return out, nil
 }
@@ -344,6 +333,14 @@ func (db *DB) query(ctx context.Context, q string, sizeHint int, args ...any) ([
 // PrunedThrough) in the same transaction. Small batches keep each write
 // transaction, and so the time other writers wait, short.
 func (db *DB) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	if err := db.Health(); err != nil {
+		return 0, err
+	}
+	n, err := db.prune(ctx, cutoff, limit)
+	return n, db.fail(classify(err))
+}
+
+func (db *DB) prune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
 	tx, err := db.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin prune: %w", err)
@@ -381,43 +378,38 @@ func (db *DB) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, er
 	return n, nil
 }
 
-// PrunedThrough returns the highest id retention has deleted, 0 if none.
-// A feed resuming from a lower cursor may have missed events.
-func (db *DB) PrunedThrough(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.scalar(ctx, "SELECT value FROM meta WHERE key = 'pruned_through'", &id)
-	if err != nil {
-		return 0, fmt.Errorf("pruned through: %w", err)
-	}
-	return id, nil
+// Bounds is what a feed resuming after a cursor must know of the log.
+type Bounds struct {
+	// Issued is the highest id the log ever gave out, deleted or not, 0
+	// when it never gave one. A cursor above it is not from this log.
+	Issued int64
+	// PrunedThrough is the highest id retention deleted, 0 if none. A
+	// feed resuming from a lower cursor may have missed events.
+	PrunedThrough int64
+	// Next is the lowest id in the log above the cursor, 0 when there is
+	// none.
+	Next int64
+	// Lost is set when the cursor lies in a stretch of ids this log
+	// skipped at a start because a lost copy of it may have given them out
+	// (see Start): the client holds an id from that copy, and what came
+	// after it there is gone.
+	Lost bool
 }
 
-// LastIssuedID returns the highest id the log has ever given out, deleted
-// or not, 0 when it never gave one. A cursor above it is not from this log.
-func (db *DB) LastIssuedID(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.scalar(ctx, "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)", &id)
+// Bounds returns the log's bounds as a feed resuming after cursor sees
+// them, read in one query.
+func (db *DB) Bounds(ctx context.Context, cursor int64) (Bounds, error) {
+	st, err := db.prepared(ctx, db.r, `SELECT
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+		(SELECT value FROM meta WHERE key = 'pruned_through'),
+		COALESCE((SELECT MIN(id) FROM events WHERE id > ?1), 0),
+		EXISTS (SELECT 1 FROM id_gaps WHERE after_id < ?1 AND next_id > ?1)`)
 	if err != nil {
-		return 0, fmt.Errorf("last issued id: %w", err)
+		return Bounds{}, err
 	}
-	return id, nil
-}
-
-// OldestID returns the lowest id in the log, 0 when it is empty.
-func (db *DB) OldestID(ctx context.Context) (int64, error) {
-	var id int64
-	err := db.scalar(ctx, "SELECT COALESCE(MIN(id), 0) FROM events", &id)
-	if err != nil {
-		return 0, fmt.Errorf("oldest id: %w", err)
+	var b Bounds
+	if err := st.QueryRowContext(ctx, cursor).Scan(&b.Issued, &b.PrunedThrough, &b.Next, &b.Lost); err != nil {
+		return Bounds{}, fmt.Errorf("log bounds: %w", classify(err))
 	}
-	return id, nil
-}
-
-// scalar runs a one-value query on the reader pool.
-func (db *DB) scalar(ctx context.Context, q string, dst *int64) error {
-	st, err := db.prepared(ctx, db.r, q)
-	if err != nil {
-		return err
-	}
-	return st.QueryRowContext(ctx).Scan(dst)
+	return b, nil
 }

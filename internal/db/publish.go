@@ -35,6 +35,24 @@ type Publish struct {
 // the transaction is dropped and done again with each publish in a
 // savepoint of its own, so that only the one at fault fails.
 func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) error {
+	if err := db.Health(); err != nil {
+		return err
+	}
+	if err := db.checkFile(); err != nil {
+		return db.fail(err)
+	}
+	if err := db.appendMany(ctx, ps, now); err != nil {
+		return db.fail(classify(err))
+	}
+	// Committed, but to the file that was there at the start: if it has
+	// been removed since, the rows went with it.
+	if err := db.checkFile(); err != nil {
+		return db.fail(err)
+	}
+	return nil
+}
+
+func (db *DB) appendMany(ctx context.Context, ps []*Publish, now time.Time) error {
 	// Prepared before the transaction takes the one writer connection:
 	// preparing on the pool afterwards would wait for it forever.
 	stmts, err := db.insertStmts(ctx)
@@ -74,7 +92,7 @@ func (db *DB) appendTx(ctx context.Context, stmts insertStmts, ps []*Publish, no
 		if together && p.Once == nil {
 			continue
 		}
-		if p.Err = applyPublish(ctx, ins, p); p.Err != nil {
+		if p.Err = classify(applyPublish(ctx, ins, p)); p.Err != nil {
 			p.Created, p.Answer = nil, nil
 		}
 	}

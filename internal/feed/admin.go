@@ -182,16 +182,20 @@ func ascendingPage(evs []db.Event, limit int) pageJSON {
 	if more {
 		evs = evs[:limit]
 	}
-	page := pageJSON{Events: toEventsJSON(evs).Events, HasMore: more}
+	page := pageJSON{HasMore: more}
 	if more {
 		page.NextAfter = evs[len(evs)-1].ID
 	}
+	page.Events = toEventsJSON(listable(evs)).Events
 	return page
 }
 
 // getNotification serves GET /admin/notifications/{id}.
 func (s *Server) getNotification(w http.ResponseWriter, r *http.Request, id int64) {
 	e, err := s.cfg.DB.Get(r.Context(), id)
+	if err == nil && sendable(e) != nil {
+		err = db.ErrNotFound // as the listings and feeds, which leave it out
+	}
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return

@@ -23,6 +23,9 @@ import (
 
 const catchupSecret = "catchup-test-secret-catchup-test-secret"
 
+// testMaxData is the data size limit of the test log.
+const testMaxData = 1 << 10
+
 // logEnv is a real database with a hub, a tailer that the test polls by
 // hand, and a server over them.
 type logEnv struct {
@@ -38,7 +41,7 @@ func newLogEnv(t *testing.T, queueLen int) *logEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &logEnv{path: filepath.Join(t.TempDir(), "f.db")}
-	store, err := db.Open(ctx, e.path, db.Options{})
+	store, err := db.Open(ctx, e.path, db.Options{MaxDataBytes: testMaxData})
 	must(t, err)
 	t.Cleanup(func() { store.Close() })
 	_, err = store.Migrate(ctx)
@@ -198,9 +201,8 @@ func TestTypesFilterInCatchUpAndLive(t *testing.T) {
 		t.Fatalf("catch-up with types=b sent %v, want %v", got, want)
 	}
 
-	// Live: server events (feed.*) always pass the filter.
-	ids = e.commit(t, time.Now(), logRow("alice", "a"), logRow("alice", "b"), logRow("alice", "feed.notice"))
-	want = append(want, ids[1], ids[2])
+	ids = e.commit(t, time.Now(), logRow("alice", "a"), logRow("alice", "b"))
+	want = append(want, ids[1])
 	e.poll()
 	must(t, f.deliverQueued(t.Context()))
 	if got := f.sent(t); !slices.Equal(got, want) {
@@ -231,33 +233,63 @@ func TestTypesFilterInCatchUpAndLive(t *testing.T) {
 	}
 }
 
-func TestRowThatCannotBeSentIsSkipped(t *testing.T) {
-	for _, typ := range []string{"bad\ntype", "bad\rtype", "bad\x00type"} {
-		t.Run(strconv.Quote(typ), func(t *testing.T) {
-			e := newLogEnv(t, 64)
-			raw, err := sql.Open("sqlite", "file:"+e.path+"?_pragma=busy_timeout(10000)")
-			must(t, err)
-			defer raw.Close()
-			live := e.openFeed(t, "alice", nil, 0)
-			resumed := e.openFeed(t, "alice", nil, 0)
+// TestSchemaRefusesRowsThatCannotBeSent inserts, as another program would,
+// rows whose type the API refuses: the database refuses them too, so no
+// feed or listing ever sees one.
+func TestSchemaRefusesRowsThatCannotBeSent(t *testing.T) {
+	e := newLogEnv(t, 64)
+	raw, err := sql.Open("sqlite", "file:"+e.path+"?_pragma=busy_timeout(10000)")
+	must(t, err)
+	defer raw.Close()
+	for _, typ := range []string{"bad\ntype", "bad\rtype", "bad\x00type", "feed.reset", "feed.truncated", "feed.", "", "a b", "ü", strings.Repeat("x", 65)} {
+		_, err := raw.ExecContext(t.Context(), "INSERT INTO events (user_id, type, data) VALUES ('alice', ?, 'x')", typ)
+		if err == nil || !strings.Contains(err.Error(), "type_is_an_event_type") {
+			t.Errorf("inserting type %q: err = %v, want the type_is_an_event_type check to refuse it", typ, err)
+		}
+	}
+	for _, typ := range []string{"message", "order.shipped", "a:b-c_d", "Feed.x", "feedx", strings.Repeat("x", 64)} {
+		if _, err := raw.ExecContext(t.Context(), "INSERT INTO events (user_id, type, data) VALUES ('alice', ?, 'x')", typ); err != nil {
+			t.Errorf("inserting type %q: %v", typ, err)
+		}
+	}
+}
 
-			good := e.commit(t, time.Now(), logRow("alice", "m"))
-			var bad int64
-			must(t, raw.QueryRowContext(t.Context(),
-				"INSERT INTO events (user_id, type, data) VALUES ('alice', ?, 'x') RETURNING id", typ).Scan(&bad))
-			e.poll()
-			if e.cursor != bad {
-				t.Fatalf("tailer cursor %d after a poll, want it past the bad row %d", e.cursor, bad)
-			}
-			good = append(good, e.commit(t, time.Now(), logRow("alice", "m"))...)
-			e.poll()
-			must(t, live.deliverQueued(t.Context()))
-			must(t, resumed.catchUp(t.Context()))
-			for name, f := range map[string]*testFeed{"live": live, "catch-up": resumed} {
-				if got := f.sent(t); !slices.Equal(got, good) {
-					t.Errorf("%s feed sent %v, want %v without the bad row %d", name, got, good, bad)
-				}
-			}
-		})
+// TestRowTooLargeToSendIsSkipped inserts with SQL a row whose data is over
+// the limit: the tailer skips it, a catch-up never reads it, and listings
+// leave it out, so it costs no feed a copy.
+func TestRowTooLargeToSendIsSkipped(t *testing.T) {
+	e := newLogEnv(t, 64)
+	raw, err := sql.Open("sqlite", "file:"+e.path+"?_pragma=busy_timeout(10000)")
+	must(t, err)
+	defer raw.Close()
+	live := e.openFeed(t, "alice", nil, 0)
+	resumed := e.openFeed(t, "alice", nil, 0)
+
+	good := e.commit(t, time.Now(), logRow("alice", "m"))
+	var big int64
+	must(t, raw.QueryRowContext(t.Context(),
+		"INSERT INTO events (user_id, type, data) VALUES (NULL, 'm', ?) RETURNING id", strings.Repeat("x", testMaxData+1)).Scan(&big))
+	e.poll()
+	if e.cursor != big {
+		t.Fatalf("tailer cursor %d after a poll, want it past the large row %d", e.cursor, big)
+	}
+	good = append(good, e.commit(t, time.Now(), logRow("alice", "m"))...)
+	e.poll()
+	must(t, live.deliverQueued(t.Context()))
+	must(t, resumed.catchUp(t.Context()))
+	for name, f := range map[string]*testFeed{"live": live, "catch-up": resumed} {
+		if got := f.sent(t); !slices.Equal(got, good) {
+			t.Errorf("%s feed sent %v, want %v without the large row %d", name, got, good, big)
+		}
+	}
+	listed, err := e.store.Feed(t.Context(), "alice", db.Range{})
+	must(t, err)
+	if len(listed) != len(good) {
+		t.Errorf("the user's history lists %d rows, want the %d the feed sent", len(listed), len(good))
+	}
+	got, err := e.store.Get(t.Context(), big)
+	must(t, err)
+	if !got.TooLarge || got.Data != "" {
+		t.Errorf("Get read the large row's data (%d bytes), want it left unread", len(got.Data))
 	}
 }

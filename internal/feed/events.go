@@ -68,17 +68,30 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			"the server has its maximum number of open feeds; retry later"))
 		return
 	}
-
-	stream, err := sse.NewStream(w, r, s.cfg.WriteTimeout)
+	f := &feedConn{s: s, sub: sub, userID: claims.Subject, types: types}
+	ctx := r.Context()
+	// What the feed needs of the log before it goes live is read before
+	// the headers are sent: a feed that cannot read the log gets an error
+	// status, which EventSource does not retry, instead of a stream that
+	// ends at once and is reopened for ever.
+	first, err := f.prepare(ctx, cursor, resume)
+	if err != nil {
+		s.cfg.Hub.unsubscribe(sub)
+		if ctx.Err() != nil {
+			setFeedEnd(w, endClientLeft, 0)
+			return
+		}
+		writeError(w, r, s.log, err)
+		return
+	}
+	f.stream, err = sse.NewStream(w, r, s.cfg.WriteTimeout)
 	if err != nil {
 		s.cfg.Hub.unsubscribe(sub)
 		s.log.Debug("feed could not start", "err", err)
 		return
 	}
-	f := &feedConn{s: s, stream: stream, sub: sub, userID: claims.Subject, types: types}
 	s.metrics.feedOpened()
-	ctx := r.Context()
-	reason := f.open(ctx, cursor, resume)
+	reason := f.open(ctx, first)
 	if reason == "" && r.ProtoMajor == 1 && f.detach(w, claims.ExpiresAt) {
 		return
 	}
@@ -86,8 +99,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		reason = f.live(ctx, claims.ExpiresAt)
 	}
 	f.end(reason)
+	setFeedEnd(w, reason, f.sent)
+}
+
+// setFeedEnd tells the access log how a feed served by w ended.
+func setFeedEnd(w http.ResponseWriter, reason string, sent int) {
 	if rec, ok := w.(*recorder); ok {
-		rec.feedEnd, rec.feedEvents = reason, f.sent
+		rec.feedEnd, rec.feedEvents = reason, sent
 	}
 }
 
@@ -98,33 +116,51 @@ func (f *feedConn) end(reason string) {
 	f.s.log.Debug("feed ended", "reason", reason, "events", f.sent, "cursor", f.cursor)
 }
 
-// open starts the feed: the first write, then, for a resumed feed, what the
-// log holds after the cursor. It returns why the feed ended if it did, or
-// "" when the feed is ready to go live.
-func (f *feedConn) open(ctx context.Context, cursor int64, resume bool) string {
-	s := f.s
-	// The hub registered the feed before this point, so every row
-	// committed from now on will be queued for it. A live-only feed starts
-	// after the newest row committed so far; a resumed one first reads the
-	// log after its cursor. Either way the queue may also hold rows at or
-	// below the cursor, and the cursor drops them.
+// opening is what a feed sends before it goes live: a notice about its
+// cursor, if it needs one, and the first page of its replay.
+type opening struct {
+	notice *sse.Event
+	page   []db.Event
+}
+
+// prepare reads what the feed sends first and sets its cursor. The hub
+// registered the feed before this point, so every row committed from now on
+// will be queued for it. A live-only feed starts after the newest row
+// committed so far; a resumed one first reads the log after its cursor.
+// Either way the queue may also hold rows at or below the cursor, and the
+// cursor drops them.
+func (f *feedConn) prepare(ctx context.Context, cursor int64, resume bool) (opening, error) {
 	if !resume {
-		last, err := s.cfg.DB.LastID(ctx)
-		if err != nil {
-			return f.failure(ctx, dbError{err})
-		}
-		cursor = last
+		last, err := f.s.cfg.DB.LastID(ctx)
+		f.cursor = last
+		return opening{}, err
+	}
+	notice, cursor, err := f.s.gapNotice(ctx, cursor)
+	if err != nil {
+		return opening{}, err
 	}
 	f.cursor = cursor
-	// The first write tells the client the feed is open; anything
-	// committed after it is certain to be delivered.
-	if err := f.stream.Send(sse.Event{Retry: s.cfg.Retry}); err != nil {
+	page, err := f.s.cfg.DB.Feed(ctx, f.userID, db.Range{After: cursor, Limit: replayPage})
+	return opening{notice: notice, page: page}, err
+}
+
+// open sends what prepare read: the first write tells the client the feed
+// is open (anything committed after it is certain to be delivered), then
+// the notice and the replay. It returns why the feed ended if it did, or
+// "" when the feed is ready to go live.
+func (f *feedConn) open(ctx context.Context, first opening) string {
+	if err := f.stream.Send(sse.Event{Retry: f.s.cfg.Retry}); err != nil {
 		return f.failure(ctx, err)
 	}
-	if resume {
-		if err := f.reportGaps(ctx); err != nil {
+	if first.notice != nil {
+		if err := f.stream.Send(*first.notice); err != nil {
 			return f.failure(ctx, err)
 		}
+	}
+	if err := f.replay(first.page); err != nil {
+		return f.failure(ctx, err)
+	}
+	if len(first.page) == replayPage {
 		if err := f.catchUp(ctx); err != nil {
 			return f.failure(ctx, err)
 		}
@@ -166,13 +202,13 @@ func (f *feedConn) live(ctx context.Context, exp time.Time) string {
 func (f *feedConn) failure(ctx context.Context, err error) string {
 	var dbErr dbError
 	switch {
+	case ctx.Err() != nil:
+		return endClientLeft
 	case errors.As(err, &dbErr):
 		f.s.log.Error("feed could not read the log", "err", err)
 		return endDBError
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return endSlow
-	case ctx.Err() != nil:
-		return endClientLeft
 	}
 	return endWriteFailed
 }
@@ -243,30 +279,34 @@ func (f *feedConn) catchUp(ctx context.Context) error {
 		if err != nil {
 			return dbError{err}
 		}
-		for _, e := range evs {
-			f.cursor = e.ID
-			if !f.wants(e.Type) {
-				continue
-			}
-			wire, err := encode(f.buf, e)
-			if err != nil {
-				f.s.log.Warn("skipping a row that cannot be sent as an event", "id", e.ID, "err", err)
-				continue
-			}
-			f.buf = wire
-			f.sent++
-			f.pending++
-			if err := f.writeIfFull(); err != nil {
-				return err
-			}
-		}
-		if err := f.flush(); err != nil {
+		if err := f.replay(evs); err != nil {
 			return err
 		}
 		if len(evs) < replayPage {
 			return nil
 		}
 	}
+}
+
+// replay sends one page read from the log.
+func (f *feedConn) replay(evs []db.Event) error {
+	for _, e := range evs {
+		f.cursor = e.ID
+		if !f.wants(e.Type) {
+			continue
+		}
+		wire, err := encode(f.buf, e)
+		if err != nil {
+			continue // the tailer warned about it; listings leave it out too
+		}
+		f.buf = wire
+		f.sent++
+		f.pending++
+		if err := f.writeIfFull(); err != nil {
+			return err
+		}
+	}
+	return f.flush()
 }
 
 // Events the server sends on its own when a resuming client's cursor does
@@ -276,46 +316,44 @@ const (
 	resetType     = "feed.reset"     // the cursor is beyond every id the log issued
 )
 
-// reportGaps tells a resuming client what its cursor cannot give it. If
-// retention deleted events after the cursor, feed.truncated names the
-// oldest id still in the log, and the replay goes on from there. If the
-// cursor is beyond every id this log ever issued (the database was replaced,
-// by an older backup say), feed.reset names the log's newest id and the
-// feed goes on after it, so that the events the log writes next are not
-// taken for ones the client already has. Neither event has an id, so the
-// client's cursor moves only with the events it really receives.
-func (f *feedConn) reportGaps(ctx context.Context) error {
-	issued, err := f.s.cfg.DB.LastIssuedID(ctx)
+// gapNotice tells a resuming client what its cursor cannot give it, and
+// returns the cursor to replay from. If the cursor is beyond every id this
+// log ever issued (the database was replaced without feedd knowing, by an
+// older copy say), feed.reset names the log's newest id and the feed goes
+// on after it, so that the events the log writes next are not taken for
+// ones the client already has. If the cursor is an id that a lost copy of
+// this database gave out (a backup was restored since; see db.Start), or
+// retention deleted events after it, feed.truncated names the next id the
+// log holds and why the events between are missing. Neither notice has an
+// id, so the client's cursor moves only with the events it really receives.
+func (s *Server) gapNotice(ctx context.Context, cursor int64) (*sse.Event, int64, error) {
+	b, err := s.cfg.DB.Bounds(ctx, cursor)
 	if err != nil {
-		return dbError{err}
+		return nil, cursor, err
 	}
-	if f.cursor > issued {
-		data := fmt.Sprintf(`{"last_event_id":%d,"newest_id":%d}`, f.cursor, issued)
-		f.cursor = issued
-		return f.stream.Send(sse.Event{Type: resetType, Data: data})
+	next := b.Next
+	if next == 0 {
+		next = b.Issued + 1 // nothing after the cursor yet: the next id the log will write
 	}
-	pruned, err := f.s.cfg.DB.PrunedThrough(ctx)
-	if err != nil {
-		return dbError{err}
+	switch {
+	case cursor > b.Issued:
+		data := fmt.Sprintf(`{"last_event_id":%d,"newest_id":%d}`, cursor, b.Issued)
+		return &sse.Event{Type: resetType, Data: data}, b.Issued, nil
+	case b.Lost:
+		data := fmt.Sprintf(`{"last_event_id":%d,"oldest_retained_id":%d,"reason":"restored"}`, cursor, next)
+		return &sse.Event{Type: truncatedType, Data: data}, cursor, nil
+	case cursor < b.PrunedThrough:
+		data := fmt.Sprintf(`{"last_event_id":%d,"oldest_retained_id":%d,"reason":"retention"}`, cursor, next)
+		return &sse.Event{Type: truncatedType, Data: data}, cursor, nil
 	}
-	if f.cursor >= pruned {
-		return nil
-	}
-	oldest, err := f.s.cfg.DB.OldestID(ctx)
-	if err != nil {
-		return dbError{err}
-	}
-	if oldest == 0 {
-		oldest = issued + 1 // the log is empty: the next id it will write
-	}
-	data := fmt.Sprintf(`{"last_event_id":%d,"oldest_retained_id":%d}`, f.cursor, oldest)
-	return f.stream.Send(sse.Event{Type: truncatedType, Data: data})
+	return nil, cursor, nil
 }
 
-// wants reports whether the feed's types= filter lets typ through. Events
-// the server itself sends (feed.*) always pass.
+// wants reports whether the feed's types= filter lets typ through. The
+// events the server itself sends (feed.*) are not filtered: they do not
+// come from the log.
 func (f *feedConn) wants(typ string) bool {
-	return f.types == nil || f.types[typ] || strings.HasPrefix(typ, reservedPrefix)
+	return f.types == nil || f.types[typ]
 }
 
 // parseCursor reads the resume cursor: the Last-Event-ID header, else the

@@ -39,9 +39,10 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	if more {
 		evs = evs[1:] // the oldest was only read to learn that more exist
 	}
-	page := pageJSON{Events: toEventsJSON(evs).Events, HasMore: more}
+	page := pageJSON{HasMore: more}
 	if more {
 		page.NextBefore = evs[0].ID
 	}
+	page.Events = toEventsJSON(listable(evs)).Events
 	writeJSON(w, http.StatusOK, page)
 }

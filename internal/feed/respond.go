@@ -46,15 +46,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // with a bare 500.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var ae *apiError
+	var se *db.StorageError
 	switch {
 	case errors.As(err, &ae):
 		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
+	case errors.As(err, &se):
+		log.Warn("request failed on storage trouble", "method", r.Method, "path", r.URL.Path, "fault", se.Fault, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": storageMessage(se.Fault)})
 	case errors.Is(err, db.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such notification"})
 	default:
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; the server log has the details"})
 	}
+}
+
+// storageMessage says what is wrong with the database's storage and what
+// the operator does about it.
+func storageMessage(f db.Fault) string {
+	switch f {
+	case db.FaultReadOnly:
+		return "the database is read-only: let feedd write to the database file and its directory; it recovers by itself, retry later"
+	case db.FaultDiskFull:
+		return "the disk holding the database is full: free some space; feedd recovers by itself, retry later"
+	case db.FaultMissing:
+		return "the database file is missing or was replaced under the server: put it back (restore it); feedd recovers by itself, retry later"
+	}
+	return "the database cannot be read (corrupt pages or an I/O error): restore it from a backup"
 }
 
 // decodeJSON reads a JSON request body into v: at most maxBody bytes, valid

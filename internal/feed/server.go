@@ -113,6 +113,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	if err := s.cfg.DB.Health(); err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	if err := s.cfg.DB.Ping(ctx); err != nil {
 		s.log.Error("readiness: database unreachable", "err", err)
 		writeError(w, r, s.log, errorf(http.StatusServiceUnavailable, "database unavailable"))

@@ -3,9 +3,11 @@ package feed
 import (
 	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/feedd/feedd/internal/db"
@@ -133,7 +135,7 @@ func (t *Tailer) dispatch(rows []db.Event) {
 	for _, e := range rows {
 		wire, err := encode(nil, e)
 		if err != nil {
-			t.log.Warn("skipping a row that cannot be sent as an event", "id", e.ID, "err", err)
+			t.log.Warn("skipping a row that cannot be sent as an event; feeds and listings leave it out", "id", e.ID, "err", err)
 			continue
 		}
 		ds = append(ds, &delivery{id: e.ID, userID: e.UserID, typ: e.Type, wire: wire, committed: e.CreatedAt})
@@ -141,7 +143,33 @@ func (t *Tailer) dispatch(rows []db.Event) {
 	t.hub.dispatch(ds)
 }
 
-// encode appends the SSE encoding of a log row to dst.
+// encode appends the SSE encoding of a log row to dst, or fails, leaving
+// dst as it was, for a row that must not be sent (see sendable).
 func encode(dst []byte, e db.Event) ([]byte, error) {
+	if err := sendable(e); err != nil {
+		return dst, err
+	}
 	return sse.AppendEvent(dst, sse.Event{ID: strconv.FormatInt(e.ID, 10), Type: e.Type, Data: e.Data})
+}
+
+// sendable says why a log row must not be sent as an event, or returns nil.
+// Rows the API writes can always be sent; the schema holds rows that other
+// programs insert with SQL to the same rules. Should one slip through
+// anyway, feeds skip it and listings leave it out, so the two agree, and
+// no row can pass for an event the server sends itself (feed.*).
+func sendable(e db.Event) error {
+	switch {
+	case e.TooLarge:
+		return errors.New("its data is over --max-data-bytes")
+	case e.Type == "" || len(e.Type) > maxTypeLen || !isTypeName(e.Type):
+		return errors.New("its type is not an event type")
+	case strings.HasPrefix(e.Type, reservedPrefix):
+		return errors.New("its type starts with feed., which is reserved for the server")
+	}
+	return nil
+}
+
+// listable leaves out of evs, in place, the rows that feeds skip.
+func listable(evs []db.Event) []db.Event {
+	return slices.DeleteFunc(evs, func(e db.Event) bool { return sendable(e) != nil })
 }
