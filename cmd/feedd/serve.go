@@ -230,6 +230,11 @@ func maintain(ctx context.Context, store *db.DB, log *slog.Logger) {
 	for {
 		select {
 		case <-ctx.Done():
+			// The last heartbeat, at the stop: a restore then skips no
+			// more ids than the time since asks for.
+			if err := store.Maintain(context.WithoutCancel(ctx), time.Now()); err != nil {
+				log.Warn("could not record the stop in the database", "err", err)
+			}
 			return
 		case <-tick.C:
 		}

@@ -130,12 +130,13 @@ func (db *DB) checkFile() error {
 	return nil
 }
 
-// lostIDsPerSecond bounds how many ids any copy of a database can have
-// given out per second, on average, since it was last known to be in use
-// (feedd itself commits well under a tenth of that). Start moves the ids
-// that far ahead for every second the database was not in use.
+// lostIDsPerSecond bounds how many ids any copy of a database can give out
+// per second, on average, while it is in use (feedd itself commits well
+// under a tenth of that). Start moves the ids that far ahead for every
+// millisecond since the database was last known to be in use, so that the
+// stretch covers whatever a copy of it, run meanwhile and since lost, may
+// have given out.
 const lostIDsPerSecond = 1_000_000
-
 // Start makes the database ready for a server: it moves the id sequence
 // past every id that a lost copy of this database may have given out since
 // this copy was last in use, so that no id a client may hold is issued
@@ -170,9 +171,7 @@ func (db *DB) start(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("start: %w", classify(err))
 	}
 	if seq > 0 || active > 0 {
-		// The heartbeat lags by up to a second: count one more.
-		idle := max(now.UnixMilli()-active, 0)/1000 + 1
-		next := seq + idle*lostIDsPerSecond
+		next := seq + max(now.UnixMilli()-active, 1)*(lostIDsPerSecond/1000)
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sqlite_sequence (name, seq)
 			SELECT 'events', 0 WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')`); err != nil {
 			return fmt.Errorf("start: %w", classify(err))
