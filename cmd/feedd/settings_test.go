@@ -82,16 +82,16 @@ func TestSettingsAreCheckedBeforeTheBanner(t *testing.T) {
 
 func TestOriginsAreNormalised(t *testing.T) {
 	for in, want := range map[string][]string{
-		"":                                  nil,
-		"https://good.example/":             {"https://good.example"},
-		"HTTPS://GOOD.EXAMPLE":              {"https://good.example"},
-		"https://good.example:443":          {"https://good.example"},
-		"http://good.example:80/":           {"http://good.example"},
-		"https://good.example:80":           {"https://good.example:80"},
-		"http://localhost:03000":            {"http://localhost:3000"},
-		"http://[::1]:8080, http://[::1]":   {"http://[::1]:8080", "http://[::1]"},
+		"":                                   nil,
+		"https://good.example/":              {"https://good.example"},
+		"HTTPS://GOOD.EXAMPLE":               {"https://good.example"},
+		"https://good.example:443":           {"https://good.example"},
+		"http://good.example:80/":            {"http://good.example"},
+		"https://good.example:80":            {"https://good.example:80"},
+		"http://localhost:03000":             {"http://localhost:3000"},
+		"http://[::1]:8080, http://[::1]":    {"http://[::1]:8080", "http://[::1]"},
 		" https://a.example ,, http://b.ex ": {"https://a.example", "http://b.ex"},
-		"https://a.example,*":               {"*"},
+		"https://a.example,*":                {"*"},
 	} {
 		got, err := parseOrigins(in)
 		if err != nil || !slices.Equal(got, want) {
