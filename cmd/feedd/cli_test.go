@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -69,10 +71,7 @@ func TestBadSettingsExit2WithOneLine(t *testing.T) {
 
 func TestGeneratedSecretIsPrivateAndReused(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "feedd.db")
-	code, first, stderr := runCmd(t, nil, "token", "--db", db, "--sub", "alice")
-	if code != 0 {
-		t.Fatalf("token: exit %d: %s", code, stderr)
-	}
+	s := startServer(t, "--db", db, "--jwt-secret", "")
 	info, err := os.Stat(db + ".secret")
 	if err != nil {
 		t.Fatal(err)
@@ -84,6 +83,12 @@ func TestGeneratedSecretIsPrivateAndReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// feedd token mints with the server's secret.
+	code, first, stderr := runCmd(t, nil, "token", "--db", db, "--sub", "alice")
+	if code != 0 || stderr != "" {
+		t.Fatalf("token: exit %d: %s", code, stderr)
+	}
 	v, err := auth.NewVerifier(auth.Config{Secret: bytes.TrimSpace(secret)})
 	if err != nil {
 		t.Fatal(err)
@@ -92,9 +97,11 @@ func TestGeneratedSecretIsPrivateAndReused(t *testing.T) {
 	if err != nil || claims.Subject != "alice" {
 		t.Fatalf("minted token: %+v, %v", claims, err)
 	}
+	s.openFeed(t, "token="+strings.TrimSpace(first), nil)
 
-	// A server on the same database uses the same secret and says so.
-	s := startServer(t, "--db", db, "--jwt-secret", "")
+	// A restart on the same database uses the same secret and says so.
+	s.shutdown(t)
+	s = startServer(t, "--db", db, "--jwt-secret", "")
 	if !strings.Contains(s.stdout.String(), "Using the JWT signing secret in "+db+".secret") {
 		t.Fatalf("start-up did not say which secret it uses:\n%s", s.stdout)
 	}
@@ -155,8 +162,11 @@ func TestEnvironmentAndFlagPrecedence(t *testing.T) {
 func TestMigrateAndVersion(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "feedd.db")
 	code, out, stderr := runCmd(t, nil, "migrate", "status", "--db", db)
-	if code != 0 || !strings.Contains(out, "pending") {
-		t.Fatalf("migrate status on a new file: exit %d %q %q", code, out, stderr)
+	if code != 2 || !strings.Contains(stderr, db+" does not exist yet; feedd serve or feedd migrate up creates it") {
+		t.Fatalf("migrate status on a missing file: exit %d %q %q", code, out, stderr)
+	}
+	if _, err := os.Stat(db); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("migrate status left a file behind: %v", err)
 	}
 	code, out, _ = runCmd(t, nil, "migrate", "up", "--db", db)
 	if code != 0 || !regexp.MustCompile(`applied [1-9][0-9]* migration`).MatchString(out) {
@@ -204,8 +214,13 @@ func TestPublicKeyVerification(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("token from another issuer: %d, want 401", resp.StatusCode)
 	}
+	// feedd token cannot mint what such a server accepts, and says so.
 	code, _, stderr := runCmd(t, nil, "token", "--db", s.dbPath, "--sub", "x", "--jwt-public-key", keyFile)
+	if code != 2 || !strings.Contains(stderr, "-jwt-public-key") {
+		t.Fatalf("feedd token --jwt-public-key: exit %d %q", code, stderr)
+	}
+	code, _, stderr = runCmd(t, map[string]string{"FEEDD_JWT_PUBLIC_KEY": keyFile}, "token", "--db", s.dbPath, "--sub", "x")
 	if code != 2 || !strings.Contains(stderr, "private key") {
-		t.Fatalf("feedd token with a public key: exit %d %q", code, stderr)
+		t.Fatalf("feedd token with FEEDD_JWT_PUBLIC_KEY set: exit %d %q", code, stderr)
 	}
 }

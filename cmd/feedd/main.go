@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,50 +44,65 @@ func exitCode(err error, stderr io.Writer) int {
 // cancelled (serve) or the subcommand is done.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch a := args[0]; {
+		case a == "-h" || a == "-help" || a == "--help":
+			cmd = "help"
+		case len(a) > 0 && a[0] != '-':
+			cmd, args = a, args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
 		return serve(ctx, args, getenv, stdout, stderr)
 	case "token":
-		return token(args, getenv, stdout)
+		return token(args, getenv, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, getenv, stdout)
 	case "backup":
 		return backup(ctx, args, getenv, stdout)
 	case "version":
+		fs := flag.NewFlagSet("version", flag.ContinueOnError)
+		if err := parse(fs, "feedd version", args, getenv, stdout); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	case "help":
 		fmt.Fprint(stdout, usageText)
 		return nil
 	}
-	return usagef("unknown command %q; the commands are serve, token, migrate, backup and version", cmd)
+	return usagef("unknown command %q; the commands are serve, token, migrate, backup and version (see feedd help)", cmd)
 }
 
 const usageText = `feedd serves per-user Server-Sent Events feeds from an SQLite log.
 
 Usage:
   feedd [serve] [flags]                 run the server (the default)
-  feedd token --sub USER [--ttl 24h]    mint a user token
-  feedd token --admin [--ttl 1h]        mint an admin token
-  feedd migrate status|up               show or apply database migrations
-  feedd backup [--db FILE] PATH         copy the live database to PATH
+  feedd token --sub USER [--ttl 24h]    mint a user token with the server's secret
+  feedd token --admin [--ttl 24h]       mint an admin token (scope feed:admin)
+  feedd migrate status|up [--db FILE]   show or apply the embedded migrations
+  feedd backup [--db FILE] PATH         write a consistent copy of the database to PATH
   feedd version                         print the version
+  feedd help                            print this
 
-Run "feedd serve --help" for every setting.
+Run "feedd COMMAND --help" for the flags of a command; "feedd serve --help"
+lists every setting of the server.
 `
 
-// token mints a token with the configured secret.
-func token(args []string, getenv func(string) string, stdout io.Writer) error {
+// token mints a token with the secret feedd serve uses.
+func token(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
-	c.keyFlags(fs)
+	c.dbFlag(fs, "the database beside which feedd serve keeps its generated secret, DB.secret (used unless --jwt-secret or --jwt-secret-file is set)")
+	c.secretFlags(fs)
+	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "iss to put in the token (what feedd serve --jwt-issuer requires)")
+	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "aud to put in the token (what feedd serve --jwt-audience requires)")
 	sub := fs.String("sub", "", "user id (the token's sub); required unless --admin")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	admin := fs.Bool("admin", false, "mint an admin token (scope feed:admin) for the /admin API")
-	if err := parse(fs, args, getenv, stdout); err != nil {
+	const usage = "feedd token (--sub USER | --admin) [--ttl 24h] [flags]\n\nPrints a token signed with the secret feedd serve verifies with."
+	if err := parse(fs, usage, args, getenv, stdout); err != nil {
 		return err
 	}
 	if *sub == "" && !*admin {
@@ -95,12 +111,16 @@ func token(args []string, getenv func(string) string, stdout io.Writer) error {
 	if *ttl <= 0 {
 		return usagef("--ttl must be a positive duration such as 1h")
 	}
-	_, signer, err := c.keys(io.Discard)
-	if err != nil {
+	if getenv(envName("jwt-public-key")) != "" {
+		return usagef("%s is set, so feedd serve verifies tokens with that public key: mint them where its private key lives", envName("jwt-public-key"))
+	}
+	if err := checkDBDir(c.db); err != nil {
 		return err
 	}
-	if signer == nil {
-		return usagef("feedd token mints with an HMAC secret; with --jwt-public-key, tokens come from whoever holds the private key")
+	warn := func(msg string) { fmt.Fprintf(stderr, "feedd: warning: %s\n", msg) }
+	_, signer, err := c.keys(io.Discard, warn, false)
+	if err != nil {
+		return err
 	}
 	tok, err := signer.Mint(*sub, *ttl, *admin, c.jwtIssuer, c.jwtAudience, time.Now())
 	if err != nil {
@@ -112,17 +132,32 @@ func token(args []string, getenv func(string) string, stdout io.Writer) error {
 
 // migrate shows or applies the embedded migrations.
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) == 0 || (args[0] != "status" && args[0] != "up") {
-		return usagef("usage: feedd migrate status|up [--db FILE]")
-	}
-	action := args[0]
+	const usage = "feedd migrate status|up [--db FILE]\n\n" +
+		"status lists the embedded migrations and whether each is applied; up applies\n" +
+		"the pending ones (feedd serve also does at start-up). Either refuses a\n" +
+		"database that a newer feedd has migrated."
 	var c config
-	fs := flag.NewFlagSet("migrate "+action, flag.ContinueOnError)
-	c.keyFlags(fs)
-	if err := parse(fs, args[1:], getenv, stdout); err != nil {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	c.dbFlag(fs, "SQLite database file")
+	action := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	if err := parse(fs, usage, args, getenv, stdout); err != nil {
 		return err
 	}
-	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync})
+	check := checkDBDir
+	switch action {
+	case "status":
+		check = checkDBExists
+	case "up":
+	default:
+		return usagef("usage: feedd migrate status|up [--db FILE]")
+	}
+	if err := check(c.db); err != nil {
+		return err
+	}
+	store, err := db.Open(ctx, c.db, db.Options{})
 	if err != nil {
 		return err
 	}
@@ -146,16 +181,19 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "%05d  %-28s %s\n", m.Version, m.Name, state)
 	}
-	return nil
+	return store.CheckVersion(ctx)
 }
 
 // backup writes a consistent copy of the database, which may be in use by
 // a running server, to a new file.
 func backup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	const usage = "feedd backup [--db FILE] PATH\n\n" +
+		"Writes a consistent copy of the database, which a running feedd may be\n" +
+		"using, to PATH, which must not exist yet."
 	var c config
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	c.keyFlags(fs)
-	if err := parseWithOperands(fs, args, getenv, stdout); err != nil {
+	c.dbFlag(fs, "SQLite database file to copy")
+	if err := parseWithOperands(fs, usage, args, getenv, stdout); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -165,8 +203,8 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 	if _, err := os.Stat(dst); err == nil {
 		return usagef("%s already exists; choose a new path", dst)
 	}
-	if _, err := os.Stat(c.db); err != nil {
-		return usagef("--db %s: %v", c.db, err)
+	if err := checkDBExists(c.db); err != nil {
+		return err
 	}
 	store, err := db.Open(ctx, c.db, db.Options{})
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,7 +31,7 @@ const (
 func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	var c config
 	fs := c.serveFlagSet()
-	if err := parse(fs, args, getenv, stdout); err != nil {
+	if err := parse(fs, "feedd [serve] [flags]", args, getenv, stdout); err != nil {
 		return err
 	}
 	if err := c.check(); err != nil {
@@ -40,7 +41,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
-	verifier, signer, err := c.keys(stdout)
+	verifier, signer, err := c.keys(stdout, func(msg string) { log.Warn(msg) }, true)
 	if err != nil {
 		return err
 	}
@@ -91,7 +92,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		Heartbeat:    c.heartbeat,
 		Retry:        c.retry,
 		WriteTimeout: c.writeTimeout,
-		CORSOrigins:  c.corsList(),
+		CORSOrigins:  c.origins,
 		Limits: feed.Limits{
 			MaxBodyBytes: c.maxBodyBytes,
 			MaxDataBytes: c.maxDataBytes,
@@ -106,6 +107,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		IdleTimeout:       c.idleTimeout,
 		MaxHeaderBytes:    c.maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if c.certificate != nil {
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*c.certificate}}
 	}
 	// Shutdown closes the listener, then ends the feeds, which would
 	// otherwise keep their connections busy for ever.
@@ -126,8 +130,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	serveErr := make(chan error, 1)
 	go func() {
-		if c.tlsCert != "" {
-			serveErr <- srv.ServeTLS(ln, c.tlsCert, c.tlsKey)
+		if srv.TLSConfig != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
 		} else {
 			serveErr <- srv.Serve(ln)
 		}

@@ -24,6 +24,12 @@ import (
 // ErrNotFound is returned when an event id does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrNewerSchema is wrapped by the error Migrate, CheckVersion and the
+// server's start-up return when the database carries a migration newer
+// than any this binary embeds: it was written by a newer feedd, whose
+// schema this one cannot be trusted to read or write.
+var ErrNewerSchema = errors.New("run the feedd release that wrote it, or restore a backup")
+
 // Options tune how the database is opened. The zero value is usable.
 type Options struct {
 	// ReadConns caps the reader pool; 0 means 4.
@@ -232,10 +238,40 @@ func (db *DB) provider() (*goose.Provider, error) {
 	return p, nil
 }
 
-// Migrate applies every pending migration and returns how many ran.
+// CheckVersion returns an error wrapping ErrNewerSchema if the database
+// records a migration newer than the newest this binary embeds.
+func (db *DB) CheckVersion(ctx context.Context) error {
+	p, err := db.provider()
+	if err != nil {
+		return err
+	}
+	return db.checkVersion(ctx, p)
+}
+
+func (db *DB) checkVersion(ctx context.Context, p *goose.Provider) error {
+	current, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	var known int64
+	for _, s := range p.ListSources() {
+		known = max(known, s.Version)
+	}
+	if current > known {
+		return fmt.Errorf("database %s is at schema version %d, newer than this feedd knows (%d): %w", db.path, current, known, ErrNewerSchema)
+	}
+	return nil
+}
+
+// Migrate applies every pending migration and returns how many ran. It
+// applies none, and returns an error wrapping ErrNewerSchema, if the
+// database was migrated by a newer feedd.
 func (db *DB) Migrate(ctx context.Context) (int, error) {
 	p, err := db.provider()
 	if err != nil {
+		return 0, err
+	}
+	if err := db.checkVersion(ctx, p); err != nil {
 		return 0, err
 	}
 	res, err := p.Up(ctx)

@@ -137,6 +137,7 @@ func (db *DB) checkFile() error {
 // stretch covers whatever a copy of it, run meanwhile and since lost, may
 // have given out.
 const lostIDsPerSecond = 1_000_000
+
 // Start makes the database ready for a server: it moves the id sequence
 // past every id that a lost copy of this database may have given out since
 // this copy was last in use, so that no id a client may hold is issued
