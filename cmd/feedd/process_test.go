@@ -58,6 +58,13 @@ func startProcess(t *testing.T, dbPath string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startProcessAs(t, exe, nil, dbPath, args...)
+}
+
+// startProcessAs is startProcess running the test binary exe with the
+// credential cred (nil: this process's).
+func startProcessAs(t *testing.T, exe string, cred *syscall.Credential, dbPath string, args ...string) *proc {
+	t.Helper()
 	signer, err := auth.NewSigner([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)
@@ -69,6 +76,9 @@ func startProcess(t *testing.T, dbPath string, args ...string) *proc {
 		exited:     make(chan struct{}),
 	}
 	p.cmd.Env = childEnv()
+	if cred != nil {
+		p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	p.cmd.Stderr = p.stderr
 	p.cmd.WaitDelay = waitLong // bounds Wait if something else holds the pipes open
 	stdout, err := p.cmd.StdoutPipe()

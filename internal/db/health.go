@@ -208,12 +208,21 @@ func (db *DB) Maintain(ctx context.Context, now time.Time) error {
 	}
 	db.health.mu.Lock()
 	replaced := id != db.health.file
-	faulty := db.health.err != nil
+	fault := db.health.err
 	pending := db.health.startPending || replaced
 	recycling := db.health.recycling
 	db.health.mu.Unlock()
 
+	faulty := fault != nil
+	if se, ok := errors.AsType[*StorageError](fault); ok && se.Fault == FaultDiskFull && !db.roomToWrite() {
+		// A small write may fit where a publish does not: stay failed
+		// until the disk has room again.
+		return fault
+	}
 	if faulty || replaced {
+		if se, ok := errors.AsType[*StorageError](fault); ok && se.Fault == FaultReadOnly {
+			db.matchSidecarModes()
+		}
 		db.recycle(true)
 	}
 	if pending {
@@ -231,6 +240,44 @@ func (db *DB) Maintain(ctx context.Context, now time.Time) error {
 	db.health.err, db.health.file = nil, id
 	db.health.mu.Unlock()
 	return nil
+}
+
+// matchSidecarModes gives the -wal and -shm files the database file's
+// permissions once the database file is writable again. SQLite creates
+// them with the database file's mode, so a server started on a read-only
+// file leaves a read-only -shm behind, which would keep the database
+// read-only after the operator fixed the file itself. Only files this
+// process's user owns, and may so change, are touched.
+func (db *DB) matchSidecarModes() {
+	fi, err := os.Stat(db.path)
+	if err != nil || syscall.Access(db.path, 2 /* W_OK */) != nil {
+		return
+	}
+	for _, side := range []string{db.path + "-wal", db.path + "-shm"} {
+		sfi, err := os.Stat(side)
+		if err != nil {
+			continue
+		}
+		st, ok := sfi.Sys().(*syscall.Stat_t)
+		if !ok || int(st.Uid) != os.Geteuid() || syscall.Access(side, 2) == nil {
+			continue
+		}
+		os.Chmod(side, fi.Mode().Perm())
+	}
+}
+
+// minFreeBytes is how much room the database's file system must have
+// again before feedd tries writing after it was full.
+const minFreeBytes = 1 << 20
+
+// roomToWrite reports whether the file system that holds the database has
+// minFreeBytes free for this process, or cannot tell.
+func (db *DB) roomToWrite() bool {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(db.path, &st); err != nil {
+		return true
+	}
+	return st.Bavail*uint64(st.Bsize) >= minFreeBytes
 }
 
 // heartbeat records that a server uses the database now.
