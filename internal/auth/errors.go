@@ -72,6 +72,18 @@ func newAlgError(alg string, accepted []string) error {
 	return &algError{alg: alg, accepted: accepted}
 }
 
+// claimTypeError reports a time claim (exp, nbf or iat) that is not a JSON
+// number. It matches [ErrTokenMalformed] with [errors.Is].
+type claimTypeError struct {
+	claim string // "exp", "nbf" or "iat": fixed by the code, not the token
+}
+
+func (e *claimTypeError) Error() string {
+	return "token claim " + e.claim + " must be a number (seconds since the epoch)"
+}
+
+func (e *claimTypeError) Is(target error) bool { return target == ErrTokenMalformed }
+
 // tooLong reports a token over the configured length cap.
 func tooLong(limit int) error {
 	return fmt.Errorf("%w (max %d bytes)", ErrTokenTooLong, limit)

@@ -30,7 +30,10 @@ type Config struct {
 	Issuer string
 	// Audience, if set, must be one of the token's aud values.
 	Audience string
-	// Leeway is the clock leeway for exp, nbf and iat; 0 to MaxLeeway.
+	// Leeway is the clock leeway for nbf and iat (a token minted by a host
+	// whose clock runs ahead); 0 to MaxLeeway. exp has none: a token is
+	// refused from its exp on by this server's clock, the moment a feed
+	// opened with it ends, so no token opens a feed that ends at once.
 	Leeway time.Duration
 	// MaxTokenBytes rejects longer tokens before parsing; 0 means
 	// DefaultMaxTokenBytes.
@@ -47,12 +50,14 @@ type Verifier struct {
 	maxBytes int
 	issuer   string
 	audience string
+	leeway   time.Duration
+	now      func() time.Time
 	opts     []jwt.ParserOption
 }
 
 // NewVerifier checks cfg and returns a Verifier for it.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	v := &Verifier{maxBytes: cfg.MaxTokenBytes, issuer: cfg.Issuer, audience: cfg.Audience}
+	v := &Verifier{maxBytes: cfg.MaxTokenBytes, issuer: cfg.Issuer, audience: cfg.Audience, leeway: cfg.Leeway, now: cfg.Now}
 	switch {
 	case len(cfg.Secret) > 0 && len(cfg.PublicKeyPEM) > 0:
 		return nil, errors.New("jwt: set either a secret or a public key, not both")
@@ -80,23 +85,15 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	case v.maxBytes == 0:
 		v.maxBytes = DefaultMaxTokenBytes
 	}
-	now := cfg.Now
-	if now == nil {
-		now = time.Now
+	if v.now == nil {
+		v.now = time.Now
 	}
+	// The parser checks the algorithm and the signature; checkClaims the
+	// claims, so that their types and exp's lack of leeway are feedd's.
 	v.opts = []jwt.ParserOption{
 		jwt.WithValidMethods(v.algs),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithLeeway(cfg.Leeway),
-		jwt.WithTimeFunc(now),
 		jwt.WithStrictDecoding(),
-	}
-	if cfg.Issuer != "" {
-		v.opts = append(v.opts, jwt.WithIssuer(cfg.Issuer))
-	}
-	if cfg.Audience != "" {
-		v.opts = append(v.opts, jwt.WithAudience(cfg.Audience))
+		jwt.WithoutClaimsValidation(),
 	}
 	return v, nil
 }
@@ -122,13 +119,35 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	// and building one is a few small allocations.
 	parsed, err := jwt.NewParser(v.opts...).ParseWithClaims(token, &tc, v.keyFunc)
 	if err != nil {
-		return Claims{}, v.classify(parsed, &tc, err)
+		return Claims{}, v.classify(parsed, err)
 	}
-	c := Claims{Subject: tc.Subject, Scopes: []string(tc.Scope)}
-	if tc.ExpiresAt != nil {
-		c.ExpiresAt = tc.ExpiresAt.UTC()
+	if err := v.checkClaims(&tc); err != nil {
+		return Claims{}, err
 	}
-	return c, nil
+	return Claims{Subject: tc.Subject, Scopes: []string(tc.Scope), ExpiresAt: *tc.expires}, nil
+}
+
+// checkClaims checks the claims of a token whose signature is good, and
+// reports the most useful failure first. exp must be after now, with no
+// leeway; nbf and iat may be up to the leeway ahead of now.
+func (v *Verifier) checkClaims(tc *tokenClaims) error {
+	now := v.now()
+	latest := now.Add(v.leeway)
+	switch {
+	case tc.expires == nil:
+		return ErrTokenNoExpiry
+	case !now.Before(*tc.expires):
+		return ErrTokenExpired
+	case tc.notBefore != nil && latest.Before(*tc.notBefore):
+		return ErrTokenNotYetValid
+	case tc.issuedAt != nil && latest.Before(*tc.issuedAt):
+		return ErrTokenIssuedFuture
+	case v.issuer != "" && tc.Issuer != v.issuer:
+		return ErrTokenIssuer // wrong or missing iss
+	case v.audience != "" && !slices.Contains(tc.Audience, v.audience):
+		return ErrTokenAudience // wrong or missing aud
+	}
+	return nil
 }
 
 // keyFunc hands the parser the verification key, after checking again that
@@ -147,9 +166,12 @@ func (v *Verifier) keyFunc(t *jwt.Token) (any, error) {
 // classify maps an error from the jwt parser to one of this package's
 // errors. Messages of the jwt package are never passed on: they may quote
 // parts of the token.
-func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) error {
+func (v *Verifier) classify(t *jwt.Token, err error) error {
 	if errors.Is(err, ErrTokenCritical) {
 		return ErrTokenCritical
+	}
+	if cte, ok := errors.AsType[*claimTypeError](err); ok {
+		return cte
 	}
 	if errors.Is(err, jwt.ErrTokenMalformed) || t == nil {
 		return ErrTokenMalformed
@@ -163,24 +185,6 @@ func (v *Verifier) classify(t *jwt.Token, tc *tokenClaims, err error) error {
 	}
 	if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
 		return ErrTokenSignature
-	}
-	if !errors.Is(err, jwt.ErrTokenInvalidClaims) {
-		return ErrTokenInvalid
-	}
-	// The signature is good; report the most useful claim failure first.
-	switch {
-	case tc.ExpiresAt == nil:
-		return ErrTokenNoExpiry
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return ErrTokenExpired
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return ErrTokenNotYetValid
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return ErrTokenIssuedFuture
-	case v.issuer != "" && tc.Issuer != v.issuer:
-		return ErrTokenIssuer // wrong or missing iss
-	case v.audience != "" && !slices.Contains(tc.Audience, v.audience):
-		return ErrTokenAudience // wrong or missing aud
 	}
 	return ErrTokenInvalid
 }

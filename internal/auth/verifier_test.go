@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,8 +86,9 @@ func verifyCases(t *testing.T, k *keys) (map[string]*Verifier, []verifyCase) {
 		// Time claims.
 		{name: "expired", verifier: "hs", token: hs256(t, claims(with(map[string]any{"exp": clock().Add(-sec).Unix()}))), wantErr: ErrTokenExpired},
 		{name: "exp equals now", verifier: "hs", token: hs256(t, claims(with(map[string]any{"exp": clock().Unix()}))), wantErr: ErrTokenExpired},
-		{name: "expired inside leeway", verifier: "leeway", token: hs256(t, claims(with(map[string]any{"exp": clock().Add(-10 * sec).Unix()}))), wantSub: "alice"},
-		{name: "expired beyond leeway", verifier: "leeway", token: hs256(t, claims(with(map[string]any{"exp": clock().Add(-31 * sec).Unix()}))), wantErr: ErrTokenExpired},
+		{name: "exp gets no leeway", verifier: "leeway", token: hs256(t, claims(with(map[string]any{"exp": clock().Add(-3 * sec).Unix()}))), wantErr: ErrTokenExpired},
+		{name: "exp equals now with a leeway", verifier: "leeway", token: hs256(t, claims(with(map[string]any{"exp": clock().Unix()}))), wantErr: ErrTokenExpired},
+		{name: "exp a second ahead with a leeway", verifier: "leeway", token: hs256(t, claims(with(map[string]any{"exp": clock().Add(sec).Unix()}))), wantSub: "alice"},
 		{name: "nbf in the future", verifier: "hs", token: hs256(t, claims(with(map[string]any{"nbf": clock().Add(sec).Unix()}))), wantErr: ErrTokenNotYetValid},
 		{name: "nbf inside leeway", verifier: "leeway", token: hs256(t, claims(with(map[string]any{"nbf": clock().Add(20 * sec).Unix()}))), wantSub: "alice"},
 		{name: "nbf in the past", verifier: "hs", token: hs256(t, claims(with(map[string]any{"nbf": clock().Add(-sec).Unix()}))), wantSub: "alice"},
@@ -93,7 +96,7 @@ func verifyCases(t *testing.T, k *keys) (map[string]*Verifier, []verifyCase) {
 		{name: "iat inside leeway", verifier: "leeway", token: hs256(t, claims(with(map[string]any{"iat": clock().Add(20 * sec).Unix()}))), wantSub: "alice"},
 		{name: "no iat", verifier: "hs", token: hs256(t, claims(without("iat"))), wantSub: "alice"},
 		{name: "no exp", verifier: "hs", token: hs256(t, claims(without("exp"))), wantErr: ErrTokenNoExpiry},
-		{name: "exp null", verifier: "hs", token: hs256(t, claims(with(map[string]any{"exp": nil}))), wantErr: ErrTokenNoExpiry},
+		{name: "exp null", verifier: "hs", token: hs256(t, claims(with(map[string]any{"exp": nil}))), wantErr: ErrTokenMalformed},
 		{name: "no exp and expired nbf order", verifier: "hs", token: hs256(t, claims(func(c jwt.MapClaims) { delete(c, "exp"); c["nbf"] = clock().Add(time.Hour).Unix() })), wantErr: ErrTokenNoExpiry},
 		{name: "exp is a string", verifier: "hs", token: hs256(t, claims(with(map[string]any{"exp": "tomorrow"}))), wantErr: ErrTokenMalformed},
 
@@ -225,6 +228,88 @@ func TestVerifyConcurrent(t *testing.T) {
 	for range 8 {
 		if err := <-done; err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestVerifyTimeClaimTypes checks that exp, nbf and iat are NumericDates
+// (RFC 7519): JSON numbers. A number in a string, or any other JSON value,
+// is a malformed token whose message names the claim and nothing else.
+func TestVerifyTimeClaimTypes(t *testing.T) {
+	v := verifier(t, Config{Secret: testSecret(), Leeway: 10 * time.Second})
+	exp := clock().Add(time.Hour).Unix()
+	past := clock().Add(-time.Hour).Unix()
+	for _, claim := range []string{"exp", "nbf", "iat"} {
+		value := past
+		if claim == "exp" {
+			value = exp
+		}
+		bad := []any{
+			strconv.FormatInt(value, 10), // "1772370000": a number in a string
+			"tomorrow", true, false, map[string]any{"t": value}, []any{value}, "",
+		}
+		if claim == "exp" {
+			bad = append(bad, nil) // exp is required: null is no date
+		}
+		for _, b := range bad {
+			token := hs256(t, claims(with(map[string]any{claim: b})))
+			_, err := v.Verify(token)
+			want := "token claim " + claim + " must be a number (seconds since the epoch)"
+			if !errors.Is(err, ErrTokenMalformed) || err.Error() != want {
+				t.Errorf("%s: %#v: Verify error %v, want %q (ErrTokenMalformed)", claim, b, err, want)
+			}
+		}
+		// Numbers in every JSON form are accepted.
+		for _, good := range []any{value, float64(value) + 0.5, json.Number(strconv.FormatInt(value, 10) + ".0"), json.Number(strconv.FormatFloat(float64(value), 'E', -1, 64))} {
+			if _, err := v.Verify(hs256(t, claims(with(map[string]any{claim: good})))); err != nil {
+				t.Errorf("%s: %v: Verify: %v", claim, good, err)
+			}
+		}
+	}
+	// nbf and iat are optional: null is as absent.
+	for _, claim := range []string{"nbf", "iat"} {
+		if _, err := v.Verify(hs256(t, claims(with(map[string]any{claim: nil})))); err != nil {
+			t.Errorf("%s null: Verify: %v", claim, err)
+		}
+	}
+}
+
+// TestVerifyHugeTimes checks NumericDates beyond the years 1 to 9999: they
+// are clamped to those years, so exp 1e300 never expires and -1e300 has
+// long expired, nbf 1e300 is not valid yet and iat 1e300 is issued in the
+// future.
+func TestVerifyHugeTimes(t *testing.T) {
+	v := verifier(t, Config{Secret: testSecret(), Leeway: 10 * time.Second})
+	end := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	for _, exp := range []any{1e300, json.Number("1e400"), json.Number("9223372036854775808"), 253402300800} {
+		c, err := v.Verify(hs256(t, claims(with(map[string]any{"exp": exp}))))
+		if err != nil {
+			t.Errorf("exp %v: Verify: %v", exp, err)
+			continue
+		}
+		if !c.ExpiresAt.Equal(end) {
+			t.Errorf("exp %v: ExpiresAt %v, want %v", exp, c.ExpiresAt, end)
+		}
+	}
+	for _, tc := range []struct {
+		claim string
+		value any
+		want  error
+	}{
+		{"exp", -1e300, ErrTokenExpired},
+		{"exp", json.Number("-1e400"), ErrTokenExpired},
+		{"exp", json.Number("-9223372036854775809"), ErrTokenExpired},
+		{"nbf", 1e300, ErrTokenNotYetValid},
+		{"nbf", json.Number("1e400"), ErrTokenNotYetValid},
+		{"iat", 1e300, ErrTokenIssuedFuture},
+		{"iat", json.Number("1e400"), ErrTokenIssuedFuture},
+		{"nbf", -1e300, nil},
+		{"iat", -1e300, nil},
+		{"exp", json.Number("1e-400"), ErrTokenExpired}, // underflows to 0: 1970
+	} {
+		_, err := v.Verify(hs256(t, claims(with(map[string]any{tc.claim: tc.value}))))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s %v: Verify error %v, want %v", tc.claim, tc.value, err, tc.want)
 		}
 	}
 }

@@ -1,11 +1,15 @@
 package feed
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/feedd/feedd/internal/auth"
 )
 
 // recorder remembers the status and size of a response for the access log.
@@ -13,6 +17,7 @@ import (
 // to flush, set deadlines and take the connection over.
 type recorder struct {
 	http.ResponseWriter
+	route  string // the route template, for logs that are not the access log
 	status int
 	bytes  int64
 	// feedEnd and feedEvents are set by a feed when it ends.
@@ -55,10 +60,13 @@ func (rec *recorder) takeLine() accessLine {
 type accessLine func(status int, bytes int64, events int, ended string)
 
 // accessLog logs one line per request once it is answered: for a feed,
-// when the feed ends. The query string is logged with token= redacted.
+// when the feed ends. The line holds nothing a client wrote unless it has
+// the shape feedd expects there (see methodLabel, loggedPath and
+// redactQuery), so that no token, and no text made up to fill the log,
+// reaches it.
 func (s *Server) accessLog(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recorder{ResponseWriter: w, line: s.accessLine(route, r, s.now())}
+		rec := &recorder{ResponseWriter: w, route: route, line: s.accessLine(route, r, s.now())}
 		next.ServeHTTP(rec, r)
 		if rec.line != nil {
 			rec.line(rec.status, rec.bytes, rec.feedEvents, rec.feedEnd)
@@ -69,19 +77,20 @@ func (s *Server) accessLog(route string, next http.Handler) http.Handler {
 // accessLine returns the access-log line of r, started at start. It keeps
 // only what it logs, not r.
 func (s *Server) accessLine(route string, r *http.Request, start time.Time) accessLine {
-	method, path, query, remote := r.Method, r.URL.Path, redactQuery(r.URL.RawQuery), r.RemoteAddr
+	method, path, query, remote := methodLabel(r.Method), loggedPath(route, r.URL.Path), redactQuery(r.URL.RawQuery), r.RemoteAddr
 	return func(status int, bytes int64, events int, ended string) {
 		elapsed := s.now().Sub(start)
-		attrs := []any{
-			"method", method,
-			"route", route,
-			"path", path,
+		attrs := []any{"method", method, "route", route}
+		if path != "" {
+			attrs = append(attrs, "path", path)
+		}
+		attrs = append(attrs,
 			"query", query,
 			"status", status,
 			"bytes", bytes,
 			"duration", elapsed,
 			"remote", remote,
-		}
+		)
 		if ended != "" {
 			attrs = append(attrs, "events", events, "ended", ended)
 		}
@@ -91,21 +100,111 @@ func (s *Server) accessLine(route string, r *http.Request, start time.Time) acce
 	}
 }
 
-// redactQuery returns a query string safe to log: every token value is
-// replaced. A query that does not parse is dropped whole, since it might
-// hold a token in a form we do not recognise.
+// standardMethods returns the request methods that logs and metrics name
+// as they are: those of RFC 9110 and PATCH.
+func standardMethods() []string {
+	return []string{
+		http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace,
+	}
+}
+
+// methodLabel names a request method for logs and metrics: a standard
+// method as it is, any other (a client may send any token there) as
+// "other", so that neither holds text a client made up.
+func methodLabel(method string) string {
+	if slices.Contains(standardMethods(), method) {
+		return method
+	}
+	return "other"
+}
+
+// maxLoggedPath caps the path the access log shows.
+const maxLoggedPath = 64
+
+// loggedPath returns what the access log shows of the path of a request to
+// route, or "" for nothing. A route without variables is its own path, so
+// the route says it all. The only routes with a variable take digits
+// ({id:[0-9]+}), and their path is shown, up to maxLoggedPath bytes. The
+// path of an unmatched request, or under /assets/, was chosen by the client
+// and is never shown.
+func loggedPath(route, path string) string {
+	if !strings.Contains(route, "{") || len(path) > maxLoggedPath {
+		return ""
+	}
+	return path
+}
+
+// Bounds on what the access log shows of a query.
+const (
+	maxLoggedParams = 10  // parameters shown; the rest are counted
+	maxLoggedTypes  = 256 // bytes of a types= value
+	maxLoggedUser   = 64  // bytes of a user= value
+	maxLoggedID     = 20  // digits of a cursor, after=, before= or limit=
+)
+
+// redactQuery returns a query string safe to log. Of the parameters feedd
+// reads, a value of the shape it expects is shown (cursors, after=,
+// before= and limit= are digits, types= event type names, user= a short
+// user id); every other value, the token's above all, is REDACTED. A name
+// feedd does not read is shown only when it is a short plain word (see
+// plainName), else it is REDACTED too. Past maxLoggedParams parameters the
+// rest are only counted.
 func redactQuery(raw string) string {
 	if raw == "" {
 		return ""
 	}
-	q, err := url.ParseQuery(raw)
-	if err != nil {
-		return "[unparsable query omitted]"
+	var b strings.Builder
+	shown, more := 0, 0
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		if shown == maxLoggedParams {
+			more++
+			continue
+		}
+		rawName, rawValue, _ := strings.Cut(part, "=")
+		name, nameErr := url.QueryUnescape(rawName)
+		value, valueErr := url.QueryUnescape(rawValue)
+		switch {
+		case nameErr != nil || !plainName(name):
+			name, value = "REDACTED", "REDACTED"
+		case valueErr != nil || !loggableValue(name, value):
+			value = "REDACTED"
+		}
+		if shown > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(name) + "=" + url.QueryEscape(value))
+		shown++
 	}
-	if _, ok := q["token"]; ok {
-		q["token"] = []string{"REDACTED"}
+	if more > 0 {
+		fmt.Fprintf(&b, "&[%d more]", more)
 	}
-	return q.Encode()
+	return b.String()
+}
+
+// loggableValue reports whether the value of query parameter name has the
+// shape feedd expects of it, and so may be logged.
+func loggableValue(name, v string) bool {
+	switch name {
+	case "last_event_id", "lastEventId", "after", "before", "limit":
+		return len(v) <= maxLoggedID && strings.Trim(v, "0123456789") == ""
+	case "types":
+		if len(v) > maxLoggedTypes {
+			return false
+		}
+		for t := range strings.SplitSeq(v, ",") {
+			if len(t) > maxTypeLen || !isTypeName(t) {
+				return false
+			}
+		}
+		return true
+	case "user":
+		return len(v) <= maxLoggedUser && auth.ValidateSubject(v) == nil
+	}
+	return false
 }
 
 // cors lets the configured origins open feeds and read history from pages
@@ -116,7 +215,13 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		origin := r.Header.Get("Origin")
 		if origin != "" && s.originAllowed(origin) {
 			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
+			// With "*" any origin may read, and "*" says so without
+			// repeating what the client sent.
+			allow := "*"
+			if !slices.Contains(s.cfg.CORSOrigins, "*") {
+				allow = origin // one of the configured origins
+			}
+			h.Set("Access-Control-Allow-Origin", allow)
 			h.Set("Access-Control-Allow-Headers", "Authorization, Last-Event-ID")
 			h.Set("Access-Control-Allow-Methods", "GET")
 			h.Set("Access-Control-Max-Age", "600")

@@ -93,16 +93,16 @@ func (n notification) events(lim Limits) ([]db.NewEvent, error) {
 	if len(users) == 0 || len(users) > lim.MaxUsers {
 		return nil, errorf(http.StatusBadRequest, `"users" must list 1 to %d user ids, not %d`, lim.MaxUsers, len(users))
 	}
-	seen := make(map[string]struct{}, len(users))
+	seen := make(map[string]int, len(users)) // user id -> its index
 	out := make([]db.NewEvent, len(users))
 	for i, u := range users {
 		if err := auth.ValidateSubject(u); err != nil {
 			return nil, errorf(http.StatusBadRequest, `"users"[%d]: %v`, i, err)
 		}
-		if _, dup := seen[u]; dup {
-			return nil, errorf(http.StatusBadRequest, `"users"[%d]: %q is listed twice`, i, u)
+		if first, dup := seen[u]; dup {
+			return nil, errorf(http.StatusBadRequest, "a user id listed twice: users[%d] repeats users[%d]", i, first)
 		}
-		seen[u] = struct{}{}
+		seen[u] = i
 		out[i] = db.NewEvent{UserID: u, Type: typ, Data: data, DataJSON: isJSON}
 	}
 	return out, nil

@@ -10,6 +10,8 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/feedd/feedd/internal/db"
@@ -57,7 +59,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case errors.Is(err, db.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such notification"})
 	default:
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		attrs := []any{"method", methodLabel(r.Method)}
+		if rec, ok := w.(*recorder); ok {
+			attrs = append(attrs, "route", rec.route)
+		}
+		log.Error("request failed", append(attrs, "err", err)...)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; the server log has the details"})
 	}
 }
@@ -113,24 +119,54 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any, maxBody int64) er
 	return nil
 }
 
-// jsonProblem words a decoding error for the client.
+// jsonProblem words a decoding error for the client. It repeats nothing
+// of the body but plain field names (see plainName): not the characters of
+// a syntax error, not the literal of a number that does not fit.
 func jsonProblem(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		if typeErr.Field != "" {
-			return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		got, _, _ := strings.Cut(typeErr.Value, " ") // "number 1e999" -> "number"
+		if plainName(typeErr.Field) {
+			return fmt.Sprintf("field %q must be %s, not %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), got)
 		}
-		return fmt.Sprintf("expected %s, got %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return fmt.Sprintf("expected %s, got %s", jsonKind(typeErr.Type.Kind().String()), got)
 	case errors.As(err, &syntaxErr):
-		return fmt.Sprintf("%s at byte %d", syntaxErr.Error(), syntaxErr.Offset)
+		return fmt.Sprintf("%s at byte %d", syntaxProblem(syntaxErr.Error()), syntaxErr.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "the body ends in the middle of a value"
-	default:
-		// Unknown-field errors and the like are already worded for people.
-		return err.Error()
 	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if name, uerr := strconv.Unquote(name); uerr == nil {
+			return unknownField(name, "")
+		}
+	}
+	return "the body does not have the expected shape"
+}
+
+// syntaxProblem rewords encoding/json's syntax error, which quotes the
+// offending character ("invalid character 'x' after object key"), without
+// the character.
+func syntaxProblem(msg string) string {
+	rest, ok := strings.CutPrefix(msg, "invalid character ")
+	if !ok {
+		switch msg {
+		case "unexpected end of JSON input", "exceeded max depth":
+			return msg // quotes nothing
+		}
+		return "syntax error"
+	}
+	// rest is the quoted character ('x', ' ', '\x00' or '\''), a space
+	// and what the decoder was reading.
+	end := len(`'\''`)
+	if !strings.HasPrefix(rest, `'\''`) {
+		end = strings.IndexByte(rest[min(1, len(rest)):], '\'') + 2
+	}
+	if end < 2 || end >= len(rest) {
+		return "unexpected character"
+	}
+	return "unexpected character " + strings.TrimSpace(rest[end:])
 }
 
 // jsonKind names a Go kind the way a JSON user would.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -82,10 +83,10 @@ func walkObject(dec *json.Decoder, fields map[string]reflect.Type, path string) 
 		if !known {
 			for name := range fields {
 				if strings.EqualFold(name, key) {
-					return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s (field names are case-sensitive: use %q)", key, at(path), name)
+					return errorf(http.StatusBadRequest, "invalid JSON: %s (field names are case-sensitive: use %q)", unknownField(key, path), name)
 				}
 			}
-			return errorf(http.StatusBadRequest, "invalid JSON: unknown field %q%s", key, at(path))
+			return errorf(http.StatusBadRequest, "invalid JSON: %s", unknownField(key, path))
 		}
 		if seen[key] {
 			return errorf(http.StatusBadRequest, "invalid JSON: field %q is given twice%s", key, at(path))
@@ -128,4 +129,34 @@ func at(path string) string {
 		return ""
 	}
 	return " in " + path
+}
+
+// maxPlainName is the longest name a client sent that a message repeats.
+const maxPlainName = 32
+
+// plainName reports whether a name a client sent (a JSON key, a query
+// parameter) may be repeated in an answer or a log: 1 to 32 of
+// A-Za-z0-9_.- . Such a name helps its sender and cannot carry a token or
+// much text; any other is described without being quoted.
+func plainName(s string) bool {
+	if s == "" || len(s) > maxPlainName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownField words an unknown field, at path in the document, for an
+// error message: named if its name is plain, else not.
+func unknownField(key, path string) string {
+	if plainName(key) {
+		return fmt.Sprintf("unknown field %q%s", key, at(path))
+	}
+	return "an unknown field" + at(path) + " (a name that is not 1 to 32 of A-Za-z0-9_.- is not repeated)"
 }

@@ -18,7 +18,11 @@
   const token = fragment.get('token') || '';
   const claims = decodeClaims(token);
   const sub = claims && typeof claims.sub === 'string' ? claims.sub : '';
-  const exp = claims && typeof claims.exp === 'number' ? claims.exp * 1000 : 0;
+  // exp in ms, within what a Date holds (8.64e15 ms either way): the
+  // server takes an exp past the year 9999 as never expiring.
+  const MAX_DATE = 8.64e15;
+  const exp = claims && typeof claims.exp === 'number'
+    ? Math.max(-MAX_DATE, Math.min(claims.exp * 1000, MAX_DATE)) : 0;
   const storageKey = 'feedd:lastEventId:' + sub; // per user: two users on one browser do not mix
 
   // types are the event names the page listens for. EventSource hands a
@@ -51,7 +55,8 @@
     return;
   }
   ui.user.textContent = sub || '(unknown)';
-  ui.expires.textContent = exp ? formatTime(new Date(exp), true) : '(no exp claim)';
+  ui.expires.textContent = !exp ? '(no exp claim)'
+    : exp >= Date.UTC(10000, 0, 1) ? 'never' : formatTime(new Date(exp), true);
   if (!claims || !sub) {
     setState('closed', 'bad token', 'The token in the address is not a JWT with a sub claim.');
     return;
