@@ -275,3 +275,61 @@ func copyExecutable(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// corruptPages overwrites the pages of the file at path from the fraction
+// from to the fraction to of its length with garbage.
+func corruptPages(t *testing.T, path string, from, to float64) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const page = 4096
+	pages := fi.Size() / page
+	garbage := make([]byte, page)
+	for i := range garbage {
+		garbage[i] = byte(i*7 + 3)
+	}
+	for p := int64(float64(pages) * from); p < int64(float64(pages)*to); p++ {
+		if _, err := f.WriteAt(garbage, p*page); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStorageFaultUnreadablePages corrupts the middle of a stopped
+// server's database: a feed whose replay cannot be read answers an error
+// status that says so before it starts streaming (EventSource does not
+// retry an error status; it would reopen a stream that ends for ever), and
+// so does the history it cannot read.
+func TestStorageFaultUnreadablePages(t *testing.T) {
+	s := startServer(t)
+	var b strings.Builder
+	b.WriteString(`{"notifications":[`)
+	for i := range 1000 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"user":"alice","data":"%d %s"}`, i, strings.Repeat("x", 1000))
+	}
+	b.WriteString(`]}`)
+	if status, body := s.do(t, http.MethodPost, "/admin/notifications/batch", s.adminToken(t), b.String()); status != http.StatusCreated {
+		t.Fatalf("batch: %d %s", status, body)
+	}
+	s.shutdown(t)
+	corruptPages(t, s.dbPath, 0.3, 0.6)
+
+	r := startServer(t, "--db", s.dbPath)
+	tok := r.userToken(t, "alice", time.Hour)
+	resp, cancel := r.openRaw(t, "last_event_id=0&token="+tok, nil)
+	body, _ := io.ReadAll(resp.Body)
+	cancel()
+	storageError(t, "a feed replaying unreadable pages", resp.StatusCode, body, "cannot be read", "backup")
+	status, body := r.do(t, http.MethodGet, "/v1/notifications?after=0&limit=1000", tok, "")
+	storageError(t, "history over unreadable pages", status, body, "cannot be read")
+}

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,20 +50,24 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var ae *apiError
 	var se *db.StorageError
+	attrs := []any{"method", methodLabel(r.Method)}
+	if rec, ok := w.(*recorder); ok {
+		attrs = append(attrs, "route", rec.route)
+	}
 	switch {
 	case errors.As(err, &ae):
 		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
 	case errors.As(err, &se):
-		log.Warn("request failed on storage trouble", "method", r.Method, "path", r.URL.Path, "fault", se.Fault, "err", err)
+		log.Warn("request failed on storage trouble", append(attrs, "fault", se.Fault, "err", err)...)
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": storageMessage(se.Fault)})
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client left; nobody reads the answer.
+		log.Debug("request ended by the client", append(attrs, "err", err)...)
+		w.WriteHeader(http.StatusServiceUnavailable)
 	case errors.Is(err, db.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such notification"})
 	default:
-		attrs := []any{"method", methodLabel(r.Method)}
-		if rec, ok := w.(*recorder); ok {
-			attrs = append(attrs, "route", rec.route)
-		}
 		log.Error("request failed", append(attrs, "err", err)...)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; the server log has the details"})
 	}
