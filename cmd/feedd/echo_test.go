@@ -265,3 +265,34 @@ func TestMethodNotAllowedSaysAllow(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderTooLargeIsLogged sends a request whose headers are over
+// --max-header-bytes, which net/http answers with 431 before any handler
+// runs: it still gets an access-log line and a count, without its text.
+func TestHeaderTooLargeIsLogged(t *testing.T) {
+	s := startServer(t, "--max-header-bytes", "4096")
+	secret := "x-secret-" + strings.Repeat("y", 16<<10)
+	req, err := http.NewRequest(http.MethodGet, s.base+"/healthz", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Big", secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a 16 KiB header with --max-header-bytes 4096: %d, want 431", resp.StatusCode)
+	}
+	if got := value(s.scrape(t), "feedd_http_requests_total", map[string]string{"status": "431"}); got != 1 {
+		t.Errorf("feedd_http_requests_total{status=431} = %v, want 1", got)
+	}
+	logs := s.stderr.String()
+	if !strings.Contains(logs, "status=431") {
+		t.Errorf("no access-log line for the 431:\n%s", logs)
+	}
+	if strings.Contains(logs, "x-secret-") {
+		t.Error("the refused header's text reached the log")
+	}
+}

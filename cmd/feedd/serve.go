@@ -133,7 +133,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		if srv.TLSConfig != nil {
 			serveErr <- srv.ServeTLS(ln, "", "")
 		} else {
-			serveErr <- srv.Serve(ln)
+			serveErr <- srv.Serve(api.Listener(ln))
 		}
 	}()
 	scheme := "http"

@@ -45,6 +45,9 @@ type chunkedConn struct {
 
 // newChunkedConn returns the writer for the rest of a response on conn.
 func newChunkedConn(conn net.Conn) *chunkedConn {
+	if lc, ok := conn.(*loggedConn); ok {
+		conn = lc.Conn // the feed writes nothing Listener looks for
+	}
 	_, tcp := conn.(*net.TCPConn)
 	return &chunkedConn{conn: conn, tcp: tcp}
 }
