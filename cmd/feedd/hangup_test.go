@@ -103,7 +103,7 @@ func grepLines(text, word string) string {
 // opens the next: the user never reaches the limit of open feeds, because
 // the server frees each slot as soon as it sees the connection close.
 func TestChurnFreesSlots(t *testing.T) {
-	const churners, limit, rounds = 3, 12, 100
+	const churners, limit, rounds = 3, 32, 100
 	s := startServer(t, "--max-conns-per-user", fmt.Sprint(limit))
 	addr := strings.TrimPrefix(s.base, "http://")
 	request := "GET /events?token=" + s.userToken(t, "alice", time.Hour) + " HTTP/1.1\r\nHost: x\r\n\r\n"

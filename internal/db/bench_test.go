@@ -57,7 +57,7 @@ func BenchmarkFeedResume(b *testing.B) {
 		}
 		batch = append(batch, NewEvent{UserID: user, Type: "message", Data: "x"})
 		if len(batch) == cap(batch) {
-			if _, err := d.Append(ctx, batch, time.Now()); err != nil {
+			if _, err := appendEvents(ctx, d, batch, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 			batch = batch[:0]

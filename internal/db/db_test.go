@@ -36,7 +36,7 @@ func ids(evs []Event) []int64 {
 
 func appendOne(t *testing.T, d *DB, user, typ, data string) Event {
 	t.Helper()
-	evs, err := d.Append(context.Background(), []NewEvent{{UserID: user, Type: typ, Data: data}}, time.Now())
+	evs, err := appendEvents(context.Background(), d, []NewEvent{{UserID: user, Type: typ, Data: data}}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestAppendManyIsOneTransaction(t *testing.T) {
 	ctx := context.Background()
 	d := openTest(t)
 	bad := strings.Repeat("x", 300) // violates the user_id length check
-	_, err := d.Append(ctx, []NewEvent{
+	_, err := appendEvents(ctx, d, []NewEvent{
 		{UserID: "alice", Type: "message", Data: "ok"},
 		{UserID: bad, Type: "message", Data: "rejected"},
 	}, time.Now())
@@ -129,7 +129,7 @@ func TestFeedMergesUserAndBroadcastInPages(t *testing.T) {
 		case 2:
 			batch = []NewEvent{{UserID: "bob", Type: "message", Data: "b"}}
 		}
-		evs, err := d.Append(ctx, batch, now)
+		evs, err := appendEvents(ctx, d, batch, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +223,7 @@ func TestOtherProcessCanInsertWithDefaults(t *testing.T) {
 	if _, err := d.w.ExecContext(ctx, "INSERT INTO events (user_id, data) VALUES ('carol', 'hi')"); err != nil {
 		t.Fatal(err)
 	}
-	evs, err := d.After(ctx, 0, 10)
+	evs, err := d.Tail(ctx, 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestPruneDeletesOnlyOldEventsInBatches(t *testing.T) {
 	d := openTest(t)
 	old := time.Now().Add(-48 * time.Hour)
 	for range 5 {
-		if _, err := d.Append(ctx, []NewEvent{{UserID: "alice", Type: "message", Data: "old"}}, old); err != nil {
+		if _, err := appendEvents(ctx, d, []NewEvent{{UserID: "alice", Type: "message", Data: "old"}}, old); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -269,7 +269,7 @@ func TestAppendManyUndoesOnlyTheFailingPublish(t *testing.T) {
 	d := openTest(t)
 	bad := strings.Repeat("x", 300) // violates the user_id length check
 	once := func(key string) *Once {
-		return &Once{Key: key, Hash: []byte(key), TTL: time.Hour, Render: func([]Event) ([]byte, error) { return []byte(`{}`), nil }}
+		return &Once{Key: key, Hash: []byte(key), TTL: time.Hour}
 	}
 	ps := []*Publish{
 		{Events: []NewEvent{{UserID: "a", Type: "message", Data: "1"}}},
@@ -372,7 +372,7 @@ func TestManualCheckpoints(t *testing.T) {
 		for i := range evs {
 			evs[i] = NewEvent{UserID: "alice", Type: "message", Data: big}
 		}
-		if _, err := d.Append(ctx, evs, time.Now()); err != nil {
+		if _, err := appendEvents(ctx, d, evs, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

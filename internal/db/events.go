@@ -58,16 +58,6 @@ func (r Range) bounds() (after, before int64, limit int) {
 	return r.After, before, limit
 }
 
-// Append stores evs in one transaction, stamped with now, and returns them
-// with their ids. When it returns nil the rows are committed.
-func (db *DB) Append(ctx context.Context, evs []NewEvent, now time.Time) ([]Event, error) {
-	p := &Publish{Events: evs}
-	if err := db.AppendMany(ctx, []*Publish{p}, now); err != nil {
-		return nil, err
-	}
-	return p.Created, p.Err
-}
-
 // insertRows are the sizes of the multi-row INSERT statements appends use,
 // largest first: n events go in as n's digits in these sizes say, so that
 // a few prepared statements serve every n. 256 rows of 5 values each stay
@@ -236,10 +226,10 @@ func (db *DB) FeedLatest(ctx context.Context, userID string, r Range) ([]Event, 
 	return evs, err
 }
 
-// After returns every event of the log with id > after, oldest first, at
+// Tail returns every event of the log with id > after, oldest first, at
 // most limit of them, rows too large to send included (marked TooLarge).
 // The tailer reads new rows with it.
-func (db *DB) After(ctx context.Context, after int64, limit int) ([]Event, error) {
+func (db *DB) Tail(ctx context.Context, after int64, limit int) ([]Event, error) {
 	return db.query(ctx, db.sql.after, limit, after, limit)
 }
 

@@ -14,11 +14,9 @@ type Publish struct {
 	Events []NewEvent
 	Once   *Once
 
-	// Created are the appended events, with their ids.
-	Created []Event
-	// Answer is, with Once, the answer kept for the key: the one rendered
-	// now, or the first one when Replayed.
-	Answer   []byte
+	// Created are the appended events, with their ids; with Once and
+	// Replayed, the events the first request with the key created.
+	Created  []Event
 	Replayed bool
 	// Err is why this publish, and only it, was not appended.
 	Err error
@@ -93,7 +91,7 @@ func (db *DB) appendTx(ctx context.Context, stmts insertStmts, ps []*Publish, no
 			continue
 		}
 		if p.Err = classify(applyPublish(ctx, ins, p)); p.Err != nil {
-			p.Created, p.Answer = nil, nil
+			p.Created = nil
 		}
 	}
 	if err := tx.Commit(); err != nil {

@@ -3,7 +3,6 @@ package feed
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,9 +43,6 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEve
 			Key:  key,
 			Hash: requestHash(r.URL.Path, evs),
 			TTL:  idempotencyTTL,
-			Render: func(out []db.Event) ([]byte, error) {
-				return json.Marshal(toEventsJSON(out))
-			},
 		}
 	}
 	err := s.append(r.Context(), p)
@@ -61,13 +57,11 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEve
 		writeError(w, r, s.log, errorf(http.StatusServiceUnavailable, "the server is shutting down; retry"))
 	case err != nil:
 		writeError(w, r, s.log, err)
-	case p.Once == nil:
-		writeJSON(w, http.StatusCreated, toEventsJSON(p.Created))
 	default:
 		if p.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
-		writeJSON(w, http.StatusCreated, json.RawMessage(p.Answer))
+		writeJSON(w, http.StatusCreated, toEventsJSON(p.Created))
 	}
 }
 

@@ -60,7 +60,7 @@ func newLogEnv(t *testing.T, queueLen int) *logEnv {
 // commit appends evs in one transaction, created at now, and returns their ids.
 func (e *logEnv) commit(t *testing.T, now time.Time, evs ...db.NewEvent) []int64 {
 	t.Helper()
-	out, err := e.store.Append(context.Background(), evs, now)
+	out, err := appendEvents(context.Background(), e.store, evs, now)
 	must(t, err)
 	ids := make([]int64, len(out))
 	for i, ev := range out {
@@ -292,4 +292,13 @@ func TestRowTooLargeToSendIsSkipped(t *testing.T) {
 	if !got.TooLarge || got.Data != "" {
 		t.Errorf("Get read the large row's data (%d bytes), want it left unread", len(got.Data))
 	}
+}
+
+// appendEvents appends evs as one publish and returns them with their ids.
+func appendEvents(ctx context.Context, store *db.DB, evs []db.NewEvent, now time.Time) ([]db.Event, error) {
+	p := &db.Publish{Events: evs}
+	if err := store.AppendMany(ctx, []*db.Publish{p}, now); err != nil {
+		return nil, err
+	}
+	return p.Created, p.Err
 }

@@ -26,10 +26,10 @@ func TestPruneRemovesEventsOlderThanRetention(t *testing.T) {
 	for range pruneBatch*2 + 7 { // more than one batch
 		old = append(old, db.NewEvent{UserID: "alice", Type: "message", Data: "old"})
 	}
-	if _, err := store.Append(ctx, old, clock.Add(-31*24*time.Hour)); err != nil {
+	if _, err := appendEvents(ctx, store, old, clock.Add(-31*24*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	kept, err := store.Append(ctx, []db.NewEvent{{Type: "message", Data: "recent"}}, clock.Add(-29*24*time.Hour))
+	kept, err := appendEvents(ctx, store, []db.NewEvent{{Type: "message", Data: "recent"}}, clock.Add(-29*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,7 +93,7 @@ func (t *Tailer) poll(ctx context.Context, cursor int64) int64 {
 	start, read := time.Now(), 0
 	defer func() { t.metrics.polled(start, read) }()
 	for {
-		rows, err := t.db.After(ctx, cursor, tailPage)
+		rows, err := t.db.Tail(ctx, cursor, tailPage)
 		if err != nil {
 			if ctx.Err() == nil {
 				t.log.Error("tailer read failed; retrying at the next poll", "after", cursor, "err", err)

@@ -20,7 +20,7 @@ func TestTailerTakesOverOnlyTheNextRows(t *testing.T) {
 	defer e.hub.unsubscribe(sub)
 	ctx := context.Background()
 
-	local, err := e.store.Append(ctx, []db.NewEvent{logRow("alice", "m"), logRow("", "m")}, time.Now())
+	local, err := appendEvents(ctx, e.store, []db.NewEvent{logRow("alice", "m"), logRow("", "m")}, time.Now())
 	must(t, err)
 	// Handed over in any order, they are taken over in id order.
 	next, ok := e.tailer.dispatchNext([]db.Event{local[1], local[0]}, e.cursor)
@@ -38,7 +38,7 @@ func TestTailerTakesOverOnlyTheNextRows(t *testing.T) {
 	defer raw.Close()
 	var other int64
 	must(t, raw.QueryRow(`INSERT INTO events (user_id, data) VALUES ('alice', 'from elsewhere') RETURNING id`).Scan(&other))
-	mine, err := e.store.Append(ctx, []db.NewEvent{logRow("alice", "m")}, time.Now())
+	mine, err := appendEvents(ctx, e.store, []db.NewEvent{logRow("alice", "m")}, time.Now())
 	must(t, err)
 	if next, ok := e.tailer.dispatchNext(mine, e.cursor); ok || next != e.cursor {
 		t.Fatalf("rows after a gap were taken over (cursor %d): the other writer's row %d would be lost", next, other)
