@@ -14,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/feedd/feedd/internal/api"
+	"github.com/feedd/feedd/internal/auth"
 )
 
 // usageError is a bad command line or setting: main exits 2 on it.
@@ -101,10 +104,11 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.retention, "retention", 0, "delete events older than this, e.g. 720h; 0 keeps everything")
 	fs.IntVar(&c.maxConnsPerUser, "max-conns-per-user", 32, "open feeds allowed per user; more get 429")
 	fs.IntVar(&c.maxFeeds, "max-feeds", 0, "open feeds allowed in all; more get 503 (default: the open-file limit less 256)")
-	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", 1<<20, "largest request body; larger get 413")
-	fs.IntVar(&c.maxDataBytes, "max-data-bytes", 64<<10, "largest data of one notification")
-	fs.IntVar(&c.maxUsers, "max-users-per-request", 1000, `most user ids in one notification's "users"`)
-	fs.IntVar(&c.maxTokenBytes, "max-token-bytes", 8192, "longest token accepted; longer are refused before parsing")
+	limits := api.DefaultLimits()
+	fs.Int64Var(&c.maxBodyBytes, "max-body-bytes", limits.MaxBodyBytes, "largest request body; larger get 413")
+	fs.IntVar(&c.maxDataBytes, "max-data-bytes", limits.MaxDataBytes, "largest data of one notification")
+	fs.IntVar(&c.maxUsers, "max-users-per-request", limits.MaxUsers, `most user ids in one notification's "users"`)
+	fs.IntVar(&c.maxTokenBytes, "max-token-bytes", auth.DefaultMaxTokenBytes, "longest token accepted; longer are refused before parsing")
 	fs.IntVar(&c.maxHeaderBytes, "max-header-bytes", 64<<10, "largest request line and headers, query string and token included")
 	fs.DurationVar(&c.readHeader, "read-header-timeout", 10*time.Second, "a client must send its request line and headers within this")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 30*time.Second, "a client must send its whole request, body included, within this (feeds, which send nothing after their headers, are exempt)")
@@ -310,4 +314,9 @@ func (c *config) feedLimit() int {
 		return 10000
 	}
 	return max(int(lim.Cur)-256, 64)
+}
+
+// limits are the request limits the settings ask for.
+func (c *config) limits() api.Limits {
+	return api.Limits{MaxBodyBytes: c.maxBodyBytes, MaxDataBytes: c.maxDataBytes, MaxUsers: c.maxUsers}
 }

@@ -2,18 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/feedd/feedd/internal/api"
 	"github.com/feedd/feedd/internal/auth"
 	"github.com/feedd/feedd/internal/db"
 	"github.com/feedd/feedd/internal/feed"
@@ -41,136 +39,120 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	a, err := newApp(ctx, c, log, stdout)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	return a.run(ctx, stdout)
+}
+
+// app is feedd serve wired together: the listener, the database, the
+// delivery engine and the HTTP API over them.
+type app struct {
+	c      config
+	log    *slog.Logger
+	signer *auth.Signer
+	ln     net.Listener
+	store  *db.DB
+	engine *feed.Engine
+	api    *api.Server
+}
+
+// newApp opens what the server needs, in the order a failure is cheapest
+// to report: the keys, the listen address, then the database, migrated.
+func newApp(ctx context.Context, c config, log *slog.Logger, stdout io.Writer) (*app, error) {
 	verifier, signer, err := c.keys(stdout, func(msg string) { log.Warn(msg) }, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
-
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
-		return usagef("--addr %s: %v", c.addr, err)
+		return nil, usagef("--addr %s: %v", c.addr, err)
 	}
-	defer ln.Close()
-
 	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync, ManualCheckpoints: true, MaxDataBytes: int64(c.maxDataBytes)})
 	if err != nil {
-		return err
+		ln.Close()
+		return nil, err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing the database", "err", err)
-		}
-	}()
+	a := &app{c: c, log: log, signer: signer, ln: ln, store: store}
 	if n, err := store.Migrate(ctx); err != nil {
-		return err
+		a.close()
+		return nil, err
 	} else if n > 0 {
 		log.Info("applied migrations", "count", n, "db", c.db)
 	}
-	if err := store.Start(ctx, time.Now()); err != nil {
-		if _, ok := errors.AsType[*db.StorageError](err); !ok {
-			return err
-		}
-		log.Warn("the database cannot be written; publishes answer 503 until it can", "err", err)
-	}
-	last, err := store.LastID(ctx)
-	if err != nil {
-		return err
-	}
-
-	hub := feed.NewHub(feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser, MaxFeeds: c.feedLimit()})
-	metrics := feed.NewMetrics()
-	tailer := feed.NewTailer(store, hub, last, c.pollInterval, log, metrics)
-	committer := feed.NewCommitter(store, tailer, metrics, time.Now)
-	api := feed.NewServer(feed.Config{
-		DB:           store,
+	metrics := api.NewMetrics()
+	a.engine = feed.NewEngine(store, feed.Options{
+		PollInterval: c.pollInterval,
+		Retention:    c.retention,
+		Hub:          feed.HubOptions{MaxConnsPerUser: c.maxConnsPerUser, MaxFeeds: c.feedLimit()},
+		Metrics:      metrics,
+		Logger:       log,
+	})
+	a.api = api.NewServer(api.Config{
+		Engine:       a.engine,
+		Log:          store,
 		Verifier:     verifier,
-		Hub:          hub,
-		Tailer:       tailer,
-		Committer:    committer,
 		Metrics:      metrics,
 		Logger:       log,
 		Heartbeat:    c.heartbeat,
 		Retry:        c.retry,
 		WriteTimeout: c.writeTimeout,
 		CORSOrigins:  c.origins,
-		Limits: feed.Limits{
-			MaxBodyBytes: c.maxBodyBytes,
-			MaxDataBytes: c.maxDataBytes,
-			MaxUsers:     c.maxUsers,
-		},
+		Limits:       c.limits(),
 	})
+	return a, nil
+}
 
-	srv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: c.readHeader,
-		ReadTimeout:       c.readTimeout,
-		IdleTimeout:       c.idleTimeout,
-		MaxHeaderBytes:    c.maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+// run serves until ctx is cancelled, then stops: the API first (no new
+// publishes, feeds ended, requests finished), then the engine, which
+// commits what is queued; close then closes the database.
+func (a *app) run(ctx context.Context, stdout io.Writer) error {
+	if err := a.engine.Run(context.WithoutCancel(ctx)); err != nil {
+		return err
 	}
-	if c.certificate != nil {
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*c.certificate}}
-	}
-	// Shutdown closes the listener, then ends the feeds, which would
-	// otherwise keep their connections busy for ever.
-	srv.RegisterOnShutdown(api.CloseFeeds)
-
-	var background sync.WaitGroup
-	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
-	defer func() {
-		stopBackground()
-		background.Wait()
-	}()
-	background.Go(func() { tailer.Run(bgCtx) })
-	background.Go(func() { committer.Run(bgCtx) })
-	background.Go(func() { maintain(bgCtx, store, log) })
-	if c.retention > 0 {
-		background.Go(func() { feed.Prune(bgCtx, store, c.retention, time.Now, log) })
-	}
-
-	serveErr := make(chan error, 1)
+	defer a.engine.Wait()
+	defer a.engine.Close()
+	served := make(chan error, 1)
 	go func() {
-		if srv.TLSConfig != nil {
-			serveErr <- srv.ServeTLS(ln, "", "")
-		} else {
-			serveErr <- srv.Serve(api.Listener(ln))
-		}
+		served <- a.api.Serve(a.ln, api.Listen{
+			ReadHeaderTimeout: a.c.readHeader,
+			ReadTimeout:       a.c.readTimeout,
+			IdleTimeout:       a.c.idleTimeout,
+			MaxHeaderBytes:    a.c.maxHeaderBytes,
+			Certificate:       a.c.certificate,
+		})
 	}()
 	scheme := "http"
-	if c.tlsCert != "" {
+	if a.c.certificate != nil {
 		scheme = "https"
 	}
 	// One write, so that a reader never sees the first line alone.
-	io.WriteString(stdout, banner(scheme, ln.Addr().String(), c, signer))
-	log.Info("feedd started", "addr", ln.Addr().String(), "db", c.db, "tls", c.tlsCert != "")
+	io.WriteString(stdout, banner(scheme, a.ln.Addr().String(), a.c, a.signer))
+	a.log.Info("feedd started", "addr", a.ln.Addr().String(), "db", a.c.db, "tls", a.c.certificate != nil)
 
 	select {
-	case err := <-serveErr:
+	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	api.Drain()
-	if c.shutdownDelay > 0 {
-		log.Info("shutting down: not ready, still serving", "for", c.shutdownDelay)
-		time.Sleep(c.shutdownDelay)
-	}
-	log.Info("shutting down: closing the listener, ending feeds, finishing requests")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), stopBudget-c.shutdownDelay)
+	stopCtx, cancel := context.WithTimeout(context.Background(), stopBudget)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("requests still running at the shutdown deadline; closing them", "err", err)
-		srv.Close()
-	}
-	// Feeds that went on outside their handlers are not the http.Server's
-	// to wait for; Shutdown has asked them to end.
-	if err := api.WaitFeeds(shutdownCtx); err != nil {
-		log.Warn("feeds still open at the shutdown deadline; closed them", "err", err)
-	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+	a.api.Shutdown(stopCtx, a.c.shutdownDelay)
+	if err := <-served; err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	log.Info("feedd stopped")
+	a.log.Info("feedd stopped")
 	return nil
+}
+
+// close closes the listener and the database, after a checkpoint.
+func (a *app) close() {
+	a.ln.Close()
+	if err := a.store.Close(); err != nil {
+		a.log.Error("closing the database", "err", err)
+	}
 }
 
 // banner says where feedd listens and, when it holds the secret, gives
@@ -217,46 +199,4 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-// maintainEvery is how often feedd checks its database's storage and
-// copies the WAL into the database file.
-const maintainEvery = time.Second
-
-// maintain runs the database's upkeep every maintainEvery until ctx is
-// done: db.Maintain (the heartbeat that restores rely on, and finding out
-// whether storage trouble began or ended) and a WAL checkpoint, away from
-// the commits (see db.Options.ManualCheckpoints).
-func maintain(ctx context.Context, store *db.DB, log *slog.Logger) {
-	tick := time.NewTicker(maintainEvery)
-	defer tick.Stop()
-	var fault error
-	for {
-		select {
-		case <-ctx.Done():
-			// The last heartbeat, at the stop: a restore then skips no
-			// more ids than the time since asks for.
-			if err := store.Maintain(context.WithoutCancel(ctx), time.Now()); err != nil {
-				log.Warn("could not record the stop in the database", "err", err)
-			}
-			return
-		case <-tick.C:
-		}
-		err := store.Maintain(ctx, time.Now())
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil && fault == nil:
-			log.Error("the database cannot be written; publishes answer 503 and /readyz is not ready until it can", "err", err)
-		case err == nil && fault != nil:
-			log.Info("the database can be written again; ready")
-		}
-		fault = err
-		if err != nil {
-			continue
-		}
-		if err := store.Checkpoint(ctx); err != nil && ctx.Err() == nil {
-			log.Warn("WAL checkpoint failed; retrying in a second", "err", err)
-		}
-	}
 }

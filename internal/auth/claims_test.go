@@ -2,8 +2,6 @@ package auth
 
 import (
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -47,8 +45,8 @@ func TestHasScope(t *testing.T) {
 }
 
 // TestErrorsNeverContainToken runs every failing token of the Verify table
-// through Verify and both middlewares and checks that neither the token
-// nor any of its segments appears in an error, a body or a header.
+// through Verify and checks that neither the token nor any of its segments
+// appears in the error (the API's tests check its answers and logs).
 func TestErrorsNeverContainToken(t *testing.T) {
 	vs, cases := verifyCases(t, newKeys(t))
 	for _, tc := range cases {
@@ -60,13 +58,6 @@ func TestErrorsNeverContainToken(t *testing.T) {
 		texts := []string{}
 		if verr != nil {
 			texts = append(texts, verr.Error())
-		}
-		for _, mw := range []func(http.Handler) http.Handler{v.RequireUser, v.RequireAdmin} {
-			for _, r := range []*http.Request{request(tc.token, ""), request("", tc.token)} {
-				rec := httptest.NewRecorder()
-				mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(rec, r)
-				texts = append(texts, rec.Body.String(), rec.Header().Get("WWW-Authenticate"))
-			}
 		}
 		for _, text := range texts {
 			if leaks(text, tc.token) {

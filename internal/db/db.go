@@ -43,8 +43,8 @@ type Options struct {
 	Synchronous string
 	// ManualCheckpoints turns off the writer's automatic checkpoints, which
 	// run inside the commit that fills the WAL past 1000 pages and so add
-	// their time (an fsync among it) to that commit's publishes. The caller
-	// then runs Checkpoint regularly; Close still checkpoints.
+	// their time (an fsync among it) to that commit's publishes. Maintain
+	// then checkpoints, and so does Close.
 	ManualCheckpoints bool
 	// MaxDataBytes is the largest data a row may have and still be sent:
 	// larger rows (only SQL inserts can make them) are left out of feeds
@@ -63,6 +63,8 @@ type DB struct {
 	health health
 	// readConns is the reader pool's size, restored after a reconnect.
 	readConns int
+	// manualCheckpoints: Maintain checkpoints (see Options).
+	manualCheckpoints bool
 
 	mu      sync.Mutex
 	stmts   map[string]*sql.Stmt // prepared once, keyed by pool and SQL
@@ -118,7 +120,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxIdleConns(opts.ReadConns)
 	r.SetConnMaxIdleTime(0)
 	db := &DB{w: w, r: r, path: path, sql: newQueries(opts.MaxDataBytes),
-		readConns: opts.ReadConns, stmts: make(map[string]*sql.Stmt)}
+		readConns: opts.ReadConns, manualCheckpoints: opts.ManualCheckpoints, stmts: make(map[string]*sql.Stmt)}
 	db.health.file = file
 	return db, nil
 }

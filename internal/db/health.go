@@ -196,6 +196,7 @@ func (db *DB) start(ctx context.Context, now time.Time) error {
 
 // Maintain is run by a server about once a second. It records that the
 // database is in use (see Start), checks that its file is still in place,
+// checkpoints the WAL when Options.ManualCheckpoints asks it to,
 // and finds out whether writes can succeed: while they cannot, Health
 // reports why and writes fail at once. When the fault is gone (the file is
 // writable again, the disk has room, a removed file was restored) it
@@ -239,6 +240,9 @@ func (db *DB) Maintain(ctx context.Context, now time.Time) error {
 	db.health.mu.Lock()
 	db.health.err, db.health.file = nil, id
 	db.health.mu.Unlock()
+	if db.manualCheckpoints {
+		return db.Checkpoint(ctx)
+	}
 	return nil
 }
 

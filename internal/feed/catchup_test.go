@@ -4,9 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,9 +13,7 @@ import (
 
 	_ "modernc.org/sqlite" // the raw connection that writes what the API refuses
 
-	"github.com/feedd/feedd/internal/auth"
 	"github.com/feedd/feedd/internal/db"
-	"github.com/feedd/feedd/internal/sse"
 )
 
 const catchupSecret = "catchup-test-secret-catchup-test-secret"
@@ -26,14 +21,14 @@ const catchupSecret = "catchup-test-secret-catchup-test-secret"
 // testMaxData is the data size limit of the test log.
 const testMaxData = 1 << 10
 
-// logEnv is a real database with a hub, a tailer that the test polls by
-// hand, and a server over them.
+// logEnv is a real database with an engine whose background work does not
+// run: the test polls the tailer by hand.
 type logEnv struct {
 	path   string
 	store  *db.DB
+	engine *Engine
 	hub    *Hub
-	tailer *Tailer
-	srv    *Server
+	tailer *tailer
 	cursor int64 // the tailer's
 }
 
@@ -46,14 +41,9 @@ func newLogEnv(t *testing.T, queueLen int) *logEnv {
 	t.Cleanup(func() { store.Close() })
 	_, err = store.Migrate(ctx)
 	must(t, err)
-	verifier, err := auth.NewVerifier(auth.Config{Secret: []byte(catchupSecret)})
-	must(t, err)
-	discard := slog.New(slog.DiscardHandler)
 	e.store = store
-	e.hub = NewHub(HubOptions{QueueLen: queueLen})
-	e.tailer = NewTailer(store, e.hub, 0, time.Hour, discard, nil)
-	e.srv = NewServer(Config{DB: store, Verifier: verifier, Hub: e.hub, Tailer: e.tailer, Logger: discard,
-		Heartbeat: time.Hour, Retry: time.Second})
+	e.engine = NewEngine(store, Options{Hub: HubOptions{QueueLen: queueLen}, PollInterval: time.Hour})
+	e.hub, e.tailer = e.engine.hub, e.engine.tailer
 	return e
 }
 
@@ -75,22 +65,54 @@ func (e *logEnv) poll() { e.cursor = e.tailer.poll(context.Background(), e.curso
 // logRow is a row to append for user ("" for a broadcast) of type typ.
 func logRow(user, typ string) db.NewEvent { return db.NewEvent{UserID: user, Type: typ, Data: "x"} }
 
-// testFeed is a feedConn built by hand over a ResponseRecorder.
+// testFeed is a subscription and everything it handed out so far.
 type testFeed struct {
-	*feedConn
-	rec *httptest.ResponseRecorder
+	*Subscription
+	out []byte
 }
 
-// openFeed registers a feed for user with the hub, starting after cursor.
+// openFeed registers a feed for user with the hub that starts after
+// cursor, as a client that has seen it, with nothing read from the log yet.
 func (e *logEnv) openFeed(t *testing.T, user string, types map[string]bool, cursor int64) *testFeed {
 	t.Helper()
-	rec := httptest.NewRecorder()
-	stream, err := sse.NewStream(rec, httptest.NewRequest(http.MethodGet, "/events", nil), 0)
-	must(t, err)
 	sub, err := e.hub.subscribe(user)
 	must(t, err)
 	t.Cleanup(func() { e.hub.unsubscribe(sub) })
-	return &testFeed{feedConn: &feedConn{s: e.srv, stream: stream, sub: sub, userID: user, types: types, cursor: cursor}, rec: rec}
+	return &testFeed{Subscription: &Subscription{e: e.engine, sub: sub, userID: user, types: types, cursor: cursor}}
+}
+
+// subscribe opens a feed the way a transport does, through Subscribe.
+func (e *logEnv) subscribe(t *testing.T, req Request) *testFeed {
+	t.Helper()
+	s, err := e.engine.Subscribe(context.Background(), req)
+	must(t, err)
+	t.Cleanup(s.Close)
+	return &testFeed{Subscription: s}
+}
+
+// drain takes everything the feed has to hand out now.
+func (f *testFeed) drain(t *testing.T) {
+	t.Helper()
+	for range 10_000 {
+		select {
+		case <-f.Ready():
+		default:
+			return
+		}
+		var err error
+		f.out, err = f.Next(t.Context(), f.out)
+		must(t, err)
+	}
+	t.Fatal("the feed never ran out of things to hand out")
+}
+
+// catchUp has the feed read the log after its cursor, as it does after its
+// queue overflowed, and hand out everything.
+func (f *testFeed) catchUp(t *testing.T) {
+	t.Helper()
+	f.more = true
+	f.signal()
+	f.drain(t)
 }
 
 // must fails the test on an error.
@@ -101,20 +123,46 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// sent returns the ids of the events written so far, in order.
+// sent returns the ids of the events handed out so far, in order.
 func (f *testFeed) sent(t *testing.T) []int64 {
 	t.Helper()
 	var ids []int64
-	for line := range strings.Lines(f.rec.Body.String()) {
-		if v, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "id: "); ok {
-			id, err := strconv.ParseInt(v, 10, 64)
+	for _, ev := range f.events(t) {
+		if ev.id != "" {
+			id, err := strconv.ParseInt(ev.id, 10, 64)
 			if err != nil {
-				t.Fatalf("id line %q", line)
+				t.Fatalf("id %q", ev.id)
 			}
 			ids = append(ids, id)
 		}
 	}
 	return ids
+}
+
+// sseEvent is one event as handed out; id is "" for the server's notices.
+type sseEvent struct{ id, typ, data string }
+
+// events parses what the feed handed out so far. Each event carries only
+// its own id: the encoder writes one on every event that has one.
+func (f *testFeed) events(t *testing.T) []sseEvent {
+	t.Helper()
+	var out []sseEvent
+	var cur sseEvent
+	for line := range strings.Lines(string(f.out)) {
+		name, value, _ := strings.Cut(strings.TrimSuffix(line, "\n"), ": ")
+		switch name {
+		case "":
+			out = append(out, cur)
+			cur = sseEvent{}
+		case "id":
+			cur.id = value
+		case "event":
+			cur.typ = value
+		case "data":
+			cur.data = value
+		}
+	}
+	return out
 }
 
 func TestOverflowCatchesUpFromTheLog(t *testing.T) {
@@ -127,7 +175,7 @@ func TestOverflowCatchesUpFromTheLog(t *testing.T) {
 				want = append(want, e.commit(t, time.Now(), logRow("alice", "m"))...)
 			}
 			e.poll()
-			must(t, f.deliverQueued(t.Context()))
+			f.drain(t)
 
 			for i := range 50 {
 				want = append(want, e.commit(t, time.Now(), logRow("alice", "m"))...)
@@ -139,10 +187,10 @@ func TestOverflowCatchesUpFromTheLog(t *testing.T) {
 			if !f.sub.overflow {
 				t.Fatal("50 rows did not overflow a queue of 4; the test proves nothing")
 			}
-			must(t, f.deliverQueued(t.Context()))
+			f.drain(t)
 			want = append(want, e.commit(t, time.Now(), logRow("alice", "m"), logRow("", "m"))...)
 			e.poll()
-			must(t, f.deliverQueued(t.Context()))
+			f.drain(t)
 			if got := f.sent(t); !slices.Equal(got, want) {
 				t.Fatalf("feed sent %v\nwant each of %v once, in order", got, want)
 			}
@@ -179,9 +227,9 @@ func TestResumeSeamSendsEachEventOnce(t *testing.T) {
 				case "subscribe":
 					f = e.openFeed(t, "alice", nil, all[0]) // the client has seen the first
 				case "catchup":
-					must(t, f.catchUp(t.Context()))
+					f.catchUp(t)
 				case "deliver":
-					must(t, f.deliverQueued(t.Context()))
+					f.drain(t)
 				}
 			}
 			if got := f.sent(t); !slices.Equal(got, all[1:]) {
@@ -196,7 +244,7 @@ func TestTypesFilterInCatchUpAndLive(t *testing.T) {
 	ids := e.commit(t, time.Now(), logRow("alice", "a"), logRow("alice", "b"), logRow("", "c"), logRow("", "b"), logRow("bob", "b"))
 	want := []int64{ids[1], ids[3]}
 	f := e.openFeed(t, "alice", map[string]bool{"b": true}, 0)
-	must(t, f.catchUp(t.Context()))
+	f.catchUp(t)
 	if got := f.sent(t); !slices.Equal(got, want) {
 		t.Fatalf("catch-up with types=b sent %v, want %v", got, want)
 	}
@@ -204,7 +252,7 @@ func TestTypesFilterInCatchUpAndLive(t *testing.T) {
 	ids = e.commit(t, time.Now(), logRow("alice", "a"), logRow("alice", "b"))
 	want = append(want, ids[1])
 	e.poll()
-	must(t, f.deliverQueued(t.Context()))
+	f.drain(t)
 	if got := f.sent(t); !slices.Equal(got, want) {
 		t.Fatalf("live with types=b sent %v, want %v", got, want)
 	}
@@ -224,7 +272,7 @@ func TestTypesFilterInCatchUpAndLive(t *testing.T) {
 	if !f.sub.overflow {
 		t.Fatal("11 rows did not overflow a queue of 4")
 	}
-	must(t, f.deliverQueued(t.Context()))
+	f.drain(t)
 	if got := f.sent(t); !slices.Equal(got, want) {
 		t.Fatalf("overflow catch-up with types=b sent %v, want %v", got, want)
 	}
@@ -275,8 +323,8 @@ func TestRowTooLargeToSendIsSkipped(t *testing.T) {
 	}
 	good = append(good, e.commit(t, time.Now(), logRow("alice", "m"))...)
 	e.poll()
-	must(t, live.deliverQueued(t.Context()))
-	must(t, resumed.catchUp(t.Context()))
+	live.drain(t)
+	resumed.catchUp(t)
 	for name, f := range map[string]*testFeed{"live": live, "catch-up": resumed} {
 		if got := f.sent(t); !slices.Equal(got, good) {
 			t.Errorf("%s feed sent %v, want %v without the large row %d", name, got, good, big)

@@ -15,18 +15,18 @@ const maxGroup = 256
 // maxYields caps how many times the committer yields to let a group grow.
 const maxYields = 4
 
-// errStopped is the answer to a publish that arrives after the committer
+// ErrStopped is the answer to a publish that arrives after the engine
 // stopped, during a shutdown.
-var errStopped = errors.New("the server is shutting down")
+var ErrStopped = errors.New("the server is shutting down")
 
-// Committer gives concurrent publishes a shared transaction (group commit):
+// committer gives concurrent publishes a shared transaction (group commit):
 // while one transaction commits, the publishes that arrive queue up and go
 // together into the next. Each is still all-or-nothing on its own, and
 // none is answered before its commit.
-type Committer struct {
-	db      *db.DB
-	tailer  *Tailer
-	metrics *Metrics
+type committer struct {
+	store   Store
+	tailer  *tailer
+	metrics Metrics
 	now     func() time.Time
 	in      chan *pendingPublish
 	stopped chan struct{}
@@ -37,19 +37,16 @@ type pendingPublish struct {
 	done chan error // the transaction's outcome; p.Err is the publish's own
 }
 
-// NewCommitter returns a committer that appends to store and wakes tailer
-// after each commit. It does nothing until Run.
-func NewCommitter(store *db.DB, tailer *Tailer, m *Metrics, now func() time.Time) *Committer {
-	if m == nil {
-		m = NewMetrics()
-	}
-	return &Committer{db: store, tailer: tailer, metrics: m, now: now,
+// newCommitter returns a committer that appends to store and hands what it
+// committed to tailer. It does nothing until run.
+func newCommitter(store Store, tailer *tailer, m Metrics, now func() time.Time) *committer {
+	return &committer{store: store, tailer: tailer, metrics: m, now: now,
 		in: make(chan *pendingPublish, maxGroup*4), stopped: make(chan struct{})}
 }
 
-// Run commits queued publishes until ctx is done, then commits what is
+// run commits queued publishes until ctx is done, then commits what is
 // still queued and returns.
-func (c *Committer) Run(ctx context.Context) {
+func (c *committer) run(ctx context.Context) {
 	defer close(c.stopped)
 	group := make([]*pendingPublish, 0, maxGroup)
 	for {
@@ -84,7 +81,7 @@ func (c *Committer) Run(ctx context.Context) {
 }
 
 // drain adds what is queued to group, up to maxGroup publishes.
-func (c *Committer) drain(group []*pendingPublish) []*pendingPublish {
+func (c *committer) drain(group []*pendingPublish) []*pendingPublish {
 	for len(group) < maxGroup {
 		select {
 		case pp := <-c.in:
@@ -97,37 +94,37 @@ func (c *Committer) drain(group []*pendingPublish) []*pendingPublish {
 }
 
 // commit appends a group in one transaction and answers each publish.
-func (c *Committer) commit(group []*pendingPublish) {
+func (c *committer) commit(group []*pendingPublish) {
 	ps := make([]*db.Publish, len(group))
 	for i, pp := range group {
 		ps[i] = pp.p
 	}
 	// Not the request's context: a client that leaves must not undo the
 	// others' publishes. The write is bounded by SQLite's busy timeout.
-	err := c.db.AppendMany(context.Background(), ps, c.now())
+	err := c.store.AppendMany(context.Background(), ps, c.now())
 	if err == nil {
 		var created []db.Event
 		for _, p := range ps {
 			created = append(created, p.Created...)
 		}
 		if len(created) > 0 {
-			c.tailer.Committed(created)
+			c.tailer.handOver(created)
 		}
-		c.metrics.eventsWritten.Add(float64(len(created)))
+		c.metrics.Written(len(created))
 	}
 	for _, pp := range group {
 		pp.done <- err
 	}
 }
 
-// Publish appends p with the next group and returns once it is committed
+// publish appends p with the next group and returns once it is committed
 // (then p.Err tells whether p itself was appended) or the commit failed.
-func (c *Committer) Publish(ctx context.Context, p *db.Publish) error {
+func (c *committer) publish(ctx context.Context, p *db.Publish) error {
 	pp := &pendingPublish{p: p, done: make(chan error, 1)}
 	select {
 	case c.in <- pp:
 	case <-c.stopped:
-		return errStopped
+		return ErrStopped
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -143,7 +140,7 @@ func (c *Committer) Publish(ctx context.Context, p *db.Publish) error {
 		case err := <-pp.done:
 			return err
 		default:
-			return errStopped
+			return ErrStopped
 		}
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"time"
 )
 
-// ErrTooManyFeeds is returned by Subscribe when a user already has the
-// maximum number of open feeds.
+// ErrTooManyFeeds is returned by Engine.Subscribe when a user already has
+// the maximum number of open feeds.
 var ErrTooManyFeeds = errors.New("too many open feeds for this user")
 
-// ErrServerFull is returned by Subscribe when the server already has the
-// maximum number of open feeds.
+// ErrServerFull is returned by Engine.Subscribe when the server already
+// has the maximum number of open feeds.
 var ErrServerFull = errors.New("too many open feeds")
 
 // delivery is one log row as the tailer read it, encoded once and shared,
@@ -160,8 +160,8 @@ func (h *Hub) dispatch(ds []*delivery) {
 	}
 }
 
-// Feeds returns the number of open feeds.
-func (h *Hub) Feeds() int {
+// feeds returns the number of open feeds.
+func (h *Hub) feeds() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.all)

@@ -62,13 +62,13 @@ func TestHubCapsFeedsPerUser(t *testing.T) {
 		t.Fatalf("third feed for alice: err %v, want ErrTooManyFeeds", err)
 	}
 	mustSubscribe(t, h, "bob") // the cap is per user
-	if n := h.Feeds(); n != 3 {
-		t.Fatalf("Feeds() = %d, want 3", n)
+	if n := h.feeds(); n != 3 {
+		t.Fatalf("feeds() = %d, want 3", n)
 	}
 
 	h.unsubscribe(a1)
-	if n := h.Feeds(); n != 2 {
-		t.Fatalf("after an unsubscribe Feeds() = %d, want 2", n)
+	if n := h.feeds(); n != 2 {
+		t.Fatalf("after an unsubscribe feeds() = %d, want 2", n)
 	}
 	mustSubscribe(t, h, "alice") // the freed slot is usable at once
 	if _, err := h.subscribe("alice"); !errors.Is(err, ErrTooManyFeeds) {
@@ -82,14 +82,14 @@ func TestHubWithoutCapAcceptsManyFeeds(t *testing.T) {
 	for i := range subs {
 		subs[i] = mustSubscribe(t, h, "alice")
 	}
-	if n := h.Feeds(); n != 100 {
-		t.Fatalf("Feeds() = %d, want 100", n)
+	if n := h.feeds(); n != 100 {
+		t.Fatalf("feeds() = %d, want 100", n)
 	}
 	for _, s := range subs {
 		h.unsubscribe(s)
 	}
-	if n := h.Feeds(); n != 0 {
-		t.Fatalf("after unsubscribing all, Feeds() = %d", n)
+	if n := h.feeds(); n != 0 {
+		t.Fatalf("after unsubscribing all, feeds() = %d", n)
 	}
 }
 
@@ -245,7 +245,7 @@ func TestHubConcurrentSubscribeAndDispatch(t *testing.T) {
 					errs <- fmt.Errorf("churning subscribe: %v", err)
 					return
 				}
-				h.Feeds()
+				h.feeds()
 				h.unsubscribe(s)
 			}
 		})
@@ -274,8 +274,8 @@ func TestHubConcurrentSubscribeAndDispatch(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := h.Feeds(); n != 0 {
-		t.Fatalf("Feeds() = %d after every feed left", n)
+	if n := h.feeds(); n != 0 {
+		t.Fatalf("feeds() = %d after every feed left", n)
 	}
 }
 

@@ -1,105 +1,36 @@
 package feed
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"maps"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/feedd/feedd/internal/auth"
 )
 
-// sseEvent is one event as a client parses it.
-type sseEvent struct{ id, typ, data string }
-
-// dial opens /events on a test server for srv and returns a channel of the
-// events it sends, once the server has sent its retry field.
-func (e *logEnv) dial(t *testing.T, query string) <-chan sseEvent {
-	t.Helper()
-	ts := httptest.NewServer(e.srv)
-	t.Cleanup(ts.Close)
-	signer, err := auth.NewSigner([]byte(catchupSecret))
-	must(t, err)
-	tok, err := signer.Mint("alice", time.Hour, false, "", "", time.Now())
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/events?token="+tok+"&"+query, nil)
-	must(t, err)
-	resp, err := ts.Client().Do(req)
-	must(t, err)
-	t.Cleanup(func() { resp.Body.Close() })
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /events: %d", resp.StatusCode)
-	}
-	sc := bufio.NewScanner(resp.Body)
-	if !sc.Scan() || !strings.HasPrefix(sc.Text(), "retry:") {
-		t.Fatalf("first line %q, want the retry field", sc.Text())
-	}
-	events := make(chan sseEvent, 256)
-	go func() {
-		defer close(events)
-		var cur sseEvent
-		hasData := false
-		for sc.Scan() {
-			name, value, _ := strings.Cut(sc.Text(), ": ")
-			switch name {
-			case "":
-				if hasData {
-					select {
-					case events <- cur:
-					case <-ctx.Done():
-						return
-					}
-				}
-				cur, hasData = sseEvent{}, false
-			case "id":
-				cur.id = value
-			case "event":
-				cur.typ = value
-			case "data":
-				cur.data, hasData = value, true
-			}
-		}
-	}()
-	return events
-}
-
-// nextEvent returns the next event of a feed dial opened.
-func nextEvent(t *testing.T, events <-chan sseEvent) sseEvent {
-	t.Helper()
-	select {
-	case ev, ok := <-events:
-		if !ok {
-			t.Fatal("feed ended while an event was expected")
-		}
-		return ev
-	case <-time.After(waitLong):
-		t.Fatal("no event within", waitLong)
-	}
-	return sseEvent{}
-}
-
+// TestLiveFeedSkipsRowsCommittedBeforeItOpened: a feed without a cursor
+// starts after the newest row committed when it opens, even one the
+// tailer has not dispatched yet.
 func TestLiveFeedSkipsRowsCommittedBeforeItOpened(t *testing.T) {
 	e := newLogEnv(t, 64)
 	before := e.commit(t, time.Now(), logRow("alice", "m")) // committed, not yet dispatched
-	events := e.dial(t, "")
+	f := e.subscribe(t, Request{UserID: "alice"})
 	e.poll()
 	after := e.commit(t, time.Now(), logRow("alice", "m"))
 	e.poll()
-	if got := nextEvent(t, events); got.id != fmt.Sprint(after[0]) {
-		t.Fatalf("live-only feed sent %q first, want %d (not %d, committed before it opened)", got.id, after[0], before[0])
+	f.drain(t)
+	if got := f.sent(t); !slices.Equal(got, after) {
+		t.Fatalf("live-only feed sent %v, want %v (not %d, committed before it opened)", got, after, before[0])
 	}
 }
 
-func TestResumedFeedThroughTheHandler(t *testing.T) {
+// TestResumedFeedReplaysThenGoesLive resumes a feed whose replay spans
+// rows dispatched before it opened and rows still waiting for the tailer,
+// in a queue small enough to overflow: every event after the cursor comes
+// once, in order, then live ones.
+func TestResumedFeedReplaysThenGoesLive(t *testing.T) {
 	e := newLogEnv(t, 4)
 	var want []int64
 	for i := range 20 {
@@ -109,21 +40,53 @@ func TestResumedFeedThroughTheHandler(t *testing.T) {
 			e.poll() // the rest are committed but not dispatched when the feed opens
 		}
 	}
-	events := e.dial(t, fmt.Sprintf("last_event_id=%d", want[2]))
+	f := e.subscribe(t, Request{UserID: "alice", Cursor: want[2], Resume: true})
 	for range 10 {
 		want = append(want, e.commit(t, time.Now(), logRow("alice", "m"), logRow("", "m"))...)
 	}
 	e.poll()
-	want = want[3:]
-	for _, id := range want {
-		if got := nextEvent(t, events); got.id != fmt.Sprint(id) {
-			t.Fatalf("feed sent %q, want %d; every event after the cursor once, in order: %v", got.id, id, want)
-		}
-	}
+	f.drain(t)
 	marker := e.commit(t, time.Now(), logRow("alice", "m"))[0]
 	e.poll()
-	if got := nextEvent(t, events); got.id != fmt.Sprint(marker) {
-		t.Fatalf("after the replay the feed sent %q, want the marker %d", got.id, marker)
+	f.drain(t)
+	want = append(want[3:], marker)
+	if got := f.sent(t); !slices.Equal(got, want) {
+		t.Fatalf("feed sent %v\nwant every event after the cursor once, in order, then the marker: %v", got, want)
+	}
+}
+
+// TestNextHandsOutChunks: a long replay is handed out in chunks of about
+// WriteChunk bytes, Ready staying signalled until all of it is out.
+func TestNextHandsOutChunks(t *testing.T) {
+	e := newLogEnv(t, 64)
+	data := strings.Repeat("y", 1000)
+	var want []int64
+	for range 3 * replayPage {
+		p := logRow("alice", "m")
+		p.Data = data
+		want = append(want, e.commit(t, time.Now(), p)...)
+	}
+	f := e.subscribe(t, Request{UserID: "alice", Resume: true})
+	chunks := 0
+	for {
+		select {
+		case <-f.Ready():
+		default:
+			if got := f.sent(t); !slices.Equal(got, want) {
+				t.Fatalf("the replay handed out %d events, want the %d of the log in order", len(got), len(want))
+			}
+			if chunks < len(f.out)/WriteChunk {
+				t.Fatalf("%d bytes came in %d chunks, want chunks of at most about %d bytes", len(f.out), chunks, WriteChunk)
+			}
+			return
+		}
+		chunk, err := f.Next(t.Context(), nil)
+		must(t, err)
+		if len(chunk) > WriteChunk+2*len(data) {
+			t.Fatalf("a chunk of %d bytes, want at most about %d", len(chunk), WriteChunk)
+		}
+		f.out = append(f.out, chunk...)
+		chunks++
 	}
 }
 
@@ -139,25 +102,31 @@ func TestResumeAfterPrunedEventsSendsTruncated(t *testing.T) {
 	e.poll()
 
 	t.Run("cursor before the pruned rows", func(t *testing.T) {
-		events := e.dial(t, fmt.Sprintf("last_event_id=%d", old[0]))
-		first := nextEvent(t, events)
-		if first.typ != "feed.truncated" {
-			t.Fatalf("first event %+v, want feed.truncated (events %d-%d after the cursor were pruned)", first, old[1], old[2])
+		f := e.subscribe(t, Request{UserID: "alice", Cursor: old[0], Resume: true})
+		f.drain(t)
+		evs := f.events(t)
+		if len(evs) == 0 || evs[0].typ != "feed.truncated" || evs[0].id != "" {
+			t.Fatalf("first event %+v, want feed.truncated without an id (events %d-%d after the cursor were pruned)", evs, old[1], old[2])
 		}
-		var data map[string]any
-		if err := json.Unmarshal([]byte(first.data), &data); err != nil || !slices.Contains(slices.Collect(maps.Values(data)), any(float64(kept[0]))) {
-			t.Fatalf("feed.truncated data %q is not a JSON object naming the oldest retained id %d (%v)", first.data, kept[0], err)
+		var data struct {
+			LastEventID      int64  `json:"last_event_id"`
+			OldestRetainedID int64  `json:"oldest_retained_id"`
+			Reason           string `json:"reason"`
 		}
-		for _, id := range kept {
-			if got := nextEvent(t, events); got.id != fmt.Sprint(id) {
-				t.Fatalf("after feed.truncated the feed sent %+v, want %d", got, id)
-			}
+		if err := json.Unmarshal([]byte(evs[0].data), &data); err != nil || data.LastEventID != old[0] ||
+			data.OldestRetainedID != kept[0] || data.Reason != "retention" {
+			t.Fatalf("feed.truncated data %q, want the cursor %d, the oldest retained id %d and reason retention (%v)",
+				evs[0].data, old[0], kept[0], err)
+		}
+		if got := f.sent(t); !slices.Equal(got, kept) {
+			t.Fatalf("after feed.truncated the feed sent %v, want %v", got, kept)
 		}
 	})
 	t.Run("cursor at the newest pruned row", func(t *testing.T) {
-		events := e.dial(t, fmt.Sprintf("last_event_id=%d", old[2]))
-		if got := nextEvent(t, events); got.id != fmt.Sprint(kept[0]) || got.typ == "feed.truncated" {
-			t.Fatalf("first event %+v, want %d: nothing after the cursor was pruned", got, kept[0])
+		f := e.subscribe(t, Request{UserID: "alice", Cursor: old[2], Resume: true})
+		f.drain(t)
+		if evs := f.events(t); len(evs) != len(kept) || evs[0].typ == "feed.truncated" {
+			t.Fatalf("the feed sent %+v, want only %v: nothing after the cursor was pruned", evs, kept)
 		}
 	})
 }
@@ -168,14 +137,41 @@ func TestResumeAfterPrunedEventsSendsTruncated(t *testing.T) {
 func TestCursorBeyondTheLogSendsReset(t *testing.T) {
 	e := newLogEnv(t, 64)
 	e.commit(t, time.Now(), logRow("alice", "m"))
-	events := e.dial(t, "last_event_id=500")
-	first := nextEvent(t, events)
-	if first.typ != "feed.reset" || !strings.Contains(first.data, `"newest_id":1`) {
-		t.Fatalf("first event %+v, want feed.reset naming the newest id 1", first)
-	}
+	f := e.subscribe(t, Request{UserID: "alice", Cursor: 500, Resume: true})
 	ids := e.commit(t, time.Now(), logRow("alice", "m"))
 	e.poll()
-	if got := nextEvent(t, events); got.id != fmt.Sprint(ids[0]) {
-		t.Fatalf("after feed.reset the feed sent %+v, want the new event %d", got, ids[0])
+	f.drain(t)
+	evs := f.events(t)
+	if len(evs) != 2 || evs[0].typ != "feed.reset" || evs[0].data != `{"last_event_id":500,"newest_id":1}` {
+		t.Fatalf("the feed sent %+v, want feed.reset naming the newest id 1, then the new event", evs)
+	}
+	if evs[1].id != fmt.Sprint(ids[0]) {
+		t.Fatalf("after feed.reset the feed sent %+v, want the new event %d", evs[1], ids[0])
+	}
+}
+
+// A cursor inside a stretch of ids that a start skipped (a lost copy of
+// the database may have issued them) gets feed.truncated with reason
+// restored, then every event after it.
+func TestCursorInALostStretchSendsTruncated(t *testing.T) {
+	e := newLogEnv(t, 64)
+	ctx := context.Background()
+	must(t, e.store.Start(ctx, time.Now()))
+	before := e.commit(t, time.Now(), logRow("alice", "m"))[0]
+	must(t, e.store.Start(ctx, time.Now().Add(time.Second))) // a restart, or a restore
+	after := e.commit(t, time.Now(), logRow("alice", "m"))[0]
+	lost := before + (after-before)/2
+	f := e.subscribe(t, Request{UserID: "alice", Cursor: lost, Resume: true})
+	f.drain(t)
+	evs := f.events(t)
+	want := fmt.Sprintf(`{"last_event_id":%d,"oldest_retained_id":%d,"reason":"restored"}`, lost, after)
+	if len(evs) != 2 || evs[0].typ != "feed.truncated" || evs[0].data != want || evs[1].id != fmt.Sprint(after) {
+		t.Fatalf("a feed resumed from %d in the skipped stretch %d..%d sent %+v, want feed.truncated %s, then %d",
+			lost, before, after, evs, want, after)
+	}
+	g := e.subscribe(t, Request{UserID: "alice", Cursor: before, Resume: true})
+	g.drain(t)
+	if evs := g.events(t); len(evs) != 1 || evs[0].id != fmt.Sprint(after) {
+		t.Fatalf("a feed resumed from %d, which this log issued, sent %+v, want only %d", before, evs, after)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"time"
-
-	"github.com/feedd/feedd/internal/db"
 )
 
 // Retention pruning works in batches of pruneBatch rows, pausing
@@ -17,9 +15,9 @@ const (
 	pruneEvery = time.Minute
 )
 
-// Prune deletes events older than retention until ctx is done: at once,
+// prune deletes events older than retention until ctx is done: at once,
 // then every minute.
-func Prune(ctx context.Context, store *db.DB, retention time.Duration, now func() time.Time, log *slog.Logger) {
+func prune(ctx context.Context, store Store, retention time.Duration, now func() time.Time, log *slog.Logger) {
 	tick := time.NewTicker(pruneEvery)
 	defer tick.Stop()
 	pause := time.NewTimer(0)

@@ -38,7 +38,7 @@ func TestPruneRemovesEventsOlderThanRetention(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		Prune(runCtx, store, 30*24*time.Hour, func() time.Time { return clock }, slog.New(slog.DiscardHandler))
+		prune(runCtx, store, 30*24*time.Hour, func() time.Time { return clock }, slog.New(slog.DiscardHandler))
 	}()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

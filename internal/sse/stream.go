@@ -3,7 +3,6 @@ package sse
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 )
 
@@ -12,63 +11,36 @@ import (
 // long-lived connection; with many open streams that adds up.
 const maxKeptBuf = 64 << 10
 
-// Stream writes an event stream to one HTTP response. Every write is
-// flushed at once.
+// Writer is what a Stream writes to: the body of a response whose headers
+// were sent, which can be flushed and given write deadlines. A Writer whose
+// SetWriteDeadline fails with an error matching errors.ErrUnsupported is
+// written to without deadlines.
+type Writer interface {
+	Write(p []byte) (int, error)
+	Flush() error
+	SetWriteDeadline(t time.Time) error
+}
+
+// Stream writes an event stream. Every write is flushed at once.
 //
 // A Stream is not safe for concurrent use: it belongs to the goroutine
-// serving the request. After a write fails the response is broken and the
-// handler should return.
+// that feeds it. After a write fails the stream is broken.
 type Stream struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w Writer
 	// writeTimeout bounds each write; 0 means no deadline. It is set to 0
-	// once the ResponseWriter reports that deadlines are not supported, so
-	// that check does not allocate an error on every write.
+	// once the Writer reports that deadlines are not supported, so that
+	// check does not allocate an error on every write.
 	writeTimeout time.Duration
 	buf          []byte // reused for encoding events and comments
 }
 
-// NewStream sets the response headers (Content-Type: text/event-stream,
-// Cache-Control: no-cache, X-Accel-Buffering: no, and Connection:
-// keep-alive when r.ProtoMajor == 1), writes status 200 and flushes at
-// once, so the client sees the stream open without waiting for an event.
-//
-// If writeTimeout > 0, each write is given that long: a write deadline is
-// set through [http.ResponseController] before it and cleared after it, so
-// an idle stream is never cut off (over HTTP/2 a deadline left in place
-// resets the stream when it passes, even with nothing being written). A
-// ResponseWriter without deadline support is written to without one.
-//
-// w must be able to flush, itself or through a chain of Unwrap()
-// http.ResponseWriter methods; otherwise NewStream returns an error
-// matching [http.ErrNotSupported]. The status has been written by then, so
-// the caller can only log the error and return.
-func NewStream(w http.ResponseWriter, r *http.Request, writeTimeout time.Duration) (*Stream, error) {
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	if r.ProtoMajor == 1 {
-		h.Set("Connection", "keep-alive")
-	}
-	s := &Stream{w: w, rc: http.NewResponseController(w), writeTimeout: max(writeTimeout, 0)}
-	if err := s.setWriteDeadline(); err != nil {
-		return nil, err
-	}
-	w.WriteHeader(http.StatusOK)
-	if err := s.flush(); err != nil {
-		return nil, err
-	}
-	return s, nil
-}
-
-// Attach returns a Stream that goes on writing a response whose headers
-// were already sent, by [NewStream] or otherwise: for example the rest of a
-// stream on a connection taken over from net/http, through a writer that
-// frames what it is given. w is written to, flushed and given deadlines as
-// by NewStream; its headers are not touched.
-func Attach(w http.ResponseWriter, writeTimeout time.Duration) *Stream {
-	return &Stream{w: w, rc: http.NewResponseController(w), writeTimeout: max(writeTimeout, 0)}
+// NewStream returns a Stream that writes to w. If writeTimeout > 0, each
+// write is given that long: a write deadline is set before it and cleared
+// after it, so that an idle stream is never cut off (over HTTP/2 a deadline
+// left in place resets the stream when it passes, even with nothing being
+// written).
+func NewStream(w Writer, writeTimeout time.Duration) *Stream {
+	return &Stream{w: w, writeTimeout: max(writeTimeout, 0)}
 }
 
 // Send encodes and writes one event and flushes. An event that cannot be
@@ -120,7 +92,7 @@ func (s *Stream) write(p []byte) error {
 
 // flush flushes the response and then clears the write deadline.
 func (s *Stream) flush() error {
-	if err := s.rc.Flush(); err != nil {
+	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("sse: flush: %w", err)
 	}
 	return s.clearWriteDeadline()
@@ -143,8 +115,8 @@ func (s *Stream) clearWriteDeadline() error {
 }
 
 func (s *Stream) deadline(t time.Time) error {
-	err := s.rc.SetWriteDeadline(t)
-	if errors.Is(err, http.ErrNotSupported) {
+	err := s.w.SetWriteDeadline(t)
+	if errors.Is(err, errors.ErrUnsupported) {
 		s.writeTimeout = 0
 		return nil
 	}

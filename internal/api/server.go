@@ -1,7 +1,8 @@
-// Package feed is feedd itself: publishing notifications, the tailer that
-// reads new rows once and the hub that hands them to open feeds, resuming a
-// feed from the log, and the HTTP surface (/events, /admin/*, /v1/*).
-package feed
+// Package api is feedd's HTTP surface and nothing else: the routes, the
+// middleware, JSON in and out, one writeError, the feed pump (in the
+// handler over HTTP/2, detached over HTTP/1.1) and the demo page. What it
+// serves comes from the delivery engine (internal/feed) and the log.
+package api
 
 import (
 	"context"
@@ -12,18 +13,31 @@ import (
 
 	"github.com/feedd/feedd/internal/auth"
 	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/feed"
 )
 
-// Config is what a Server needs. DB, Verifier, Hub and Tailer are required.
+// Log is what the API reads and changes of the log itself, besides what
+// goes through the engine: listings, single events and readiness.
+type Log interface {
+	Feed(ctx context.Context, userID string, r db.Range) ([]db.Event, error)
+	FeedLatest(ctx context.Context, userID string, r db.Range) ([]db.Event, error)
+	List(ctx context.Context, userID string, r db.Range) ([]db.Event, error)
+	Get(ctx context.Context, id int64) (db.Event, error)
+	Delete(ctx context.Context, id int64) error
+	// Health returns why writes cannot succeed, or nil.
+	Health() error
+	Ping(ctx context.Context) error
+	// Pending reports whether migrations are pending.
+	Pending(ctx context.Context) (bool, error)
+}
+
+// Config is what a Server needs. Engine, Log and Verifier are required.
 type Config struct {
-	DB       *db.DB
+	Engine   *feed.Engine
+	Log      Log
 	Verifier *auth.Verifier
-	Hub      *Hub
-	Tailer   *Tailer
-	// Committer groups concurrent publishes into shared transactions; nil
-	// commits each publish on its own.
-	Committer *Committer
-	// Metrics are the metrics /metrics serves; nil gives the server its own.
+	// Metrics are the metrics /metrics serves; the engine should count
+	// into the same. nil gives the server its own.
 	Metrics *Metrics
 	Logger  *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -57,6 +71,9 @@ type Server struct {
 	closeOnce sync.Once
 	closing   chan struct{} // closed: open feeds end
 	detached  detachedFeeds // feeds that went on outside their handlers
+
+	mu  sync.Mutex
+	srv *http.Server // the one Serve runs, for Shutdown
 }
 
 // NewServer returns a Server for cfg.
@@ -113,16 +130,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.cfg.DB.Health(); err != nil {
+	if err := s.cfg.Log.Health(); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	if err := s.cfg.DB.Ping(ctx); err != nil {
+	if err := s.cfg.Log.Ping(ctx); err != nil {
 		s.log.Error("readiness: database unreachable", "err", err)
 		writeError(w, r, s.log, errorf(http.StatusServiceUnavailable, "database unavailable"))
 		return
 	}
-	pending, err := s.cfg.DB.Pending(ctx)
+	pending, err := s.cfg.Log.Pending(ctx)
 	if err != nil || pending {
 		s.log.Error("readiness: database not migrated", "pending", pending, "err", err)
 		writeError(w, r, s.log, errorf(http.StatusServiceUnavailable, "database not migrated: run feedd migrate up"))

@@ -1,4 +1,4 @@
-package feed
+package api
 
 import (
 	"net/http"
@@ -15,8 +15,8 @@ import (
 // found instead. Answers for unknown paths and methods never repeat them.
 func (s *Server) routes() http.Handler {
 	r := mux.NewRouter().SkipClean(true)
-	user := s.cfg.Verifier.RequireUser
-	admin := s.cfg.Verifier.RequireAdmin
+	user := s.requireUser
+	admin := s.requireAdmin
 	handle := func(pattern string, h http.Handler, methods ...string) {
 		r.Handle(pattern, s.accessLog(pattern, h)).Methods(methods...)
 	}

@@ -1,4 +1,4 @@
-package sse
+package api
 
 import (
 	"context"
@@ -9,12 +9,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/feedd/feedd/internal/sse"
 )
 
 // step is one write a test handler makes and the bytes the client must
 // then be able to read.
 type step struct {
-	write func(*Stream) error
+	write func(*sse.Stream) error
 	want  string
 }
 
@@ -26,7 +28,7 @@ type step struct {
 func startServer(t *testing.T, http2 bool, wrap func(http.ResponseWriter) http.ResponseWriter, timeout time.Duration, next <-chan struct{}, steps []step) *httptest.Server {
 	t.Helper()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := NewStream(wrap(w), r, timeout)
+		s, err := openStream(wrap(w), r, timeout)
 		if err != nil {
 			t.Errorf("NewStream: %v", err)
 			return
@@ -82,15 +84,15 @@ func wrapUnwrap(w http.ResponseWriter) http.ResponseWriter {
 }
 
 func TestStreamServer(t *testing.T) {
-	shared, err := AppendEvent(nil, Event{ID: "8", Type: "t", Data: "for\r\neveryone"})
+	shared, err := sse.AppendEvent(nil, sse.Event{ID: "8", Type: "t", Data: "for\r\neveryone"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	steps := []step{
-		{func(s *Stream) error { return s.Send(Event{Retry: 3 * time.Second}) }, "retry: 3000\n\n"},
-		{func(s *Stream) error { return s.Send(Event{ID: "7", Data: `{"a":1}`}) }, "id: 7\ndata: {\"a\":1}\n\n"},
-		{func(s *Stream) error { return s.WriteRaw(shared) }, "id: 8\nevent: t\ndata: for\ndata: everyone\n\n"},
-		{func(s *Stream) error { return s.Comment("") }, ":\n"},
+		{func(s *sse.Stream) error { return s.Send(sse.Event{Retry: 3 * time.Second}) }, "retry: 3000\n\n"},
+		{func(s *sse.Stream) error { return s.Send(sse.Event{ID: "7", Data: `{"a":1}`}) }, "id: 7\ndata: {\"a\":1}\n\n"},
+		{func(s *sse.Stream) error { return s.WriteRaw(shared) }, "id: 8\nevent: t\ndata: for\ndata: everyone\n\n"},
+		{func(s *sse.Stream) error { return s.Comment("") }, ":\n"},
 	}
 	tests := []struct {
 		name  string
@@ -142,11 +144,11 @@ func TestStreamIdleLongerThanWriteTimeout(t *testing.T) {
 	for _, http2 := range []bool{false, true} {
 		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[http2], func(t *testing.T) {
 			steps := []step{
-				{func(s *Stream) error { return s.Comment("first") }, ": first\n"},
-				{func(s *Stream) error {
+				{func(s *sse.Stream) error { return s.Comment("first") }, ": first\n"},
+				{func(s *sse.Stream) error {
 					// Being idle for longer than the timeout is the point.
 					time.Sleep(3 * timeout)
-					return s.Send(Event{Data: "later"})
+					return s.Send(sse.Event{Data: "later"})
 				}, "data: later\n\n"},
 			}
 			next := make(chan struct{})
@@ -169,7 +171,7 @@ func TestStreamWriteTimeout(t *testing.T) {
 		t.Run(map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[http2], func(t *testing.T) {
 			result := make(chan error, 1)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				s, err := NewStream(w, r, timeout)
+				s, err := openStream(w, r, timeout)
 				if err != nil {
 					result <- err
 					return
@@ -177,7 +179,7 @@ func TestStreamWriteTimeout(t *testing.T) {
 				// Write until the connection's buffers and flow-control
 				// windows are full and a write blocks; 256 MiB is far more
 				// than they hold.
-				e := Event{Data: strings.Repeat("x", 64<<10)}
+				e := sse.Event{Data: strings.Repeat("x", 64<<10)}
 				for range 4096 {
 					if err = s.Send(e); err != nil {
 						break

@@ -1,4 +1,4 @@
-package feed
+package api
 
 import (
 	"bufio"
@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
 )
 
 // The writer a feed uses after the takeover frames every write as one
@@ -52,15 +52,10 @@ func TestChunkedConnFramesEachWrite(t *testing.T) {
 }
 
 // openRaw opens alice's feed over HTTP/1.1 and returns the response once
-// the retry field has arrived (the feed has gone live by then, or is about
-// to).
-func openRaw(t *testing.T, e *logEnv, ts *httptest.Server) (*http.Response, *bufio.Reader) {
+// the retry field has arrived.
+func openRaw(t *testing.T, ts *httptest.Server) (*http.Response, *bufio.Reader) {
 	t.Helper()
-	signer, err := auth.NewSigner([]byte(catchupSecret))
-	must(t, err)
-	tok, err := signer.Mint("alice", time.Hour, false, "", "", time.Now())
-	must(t, err)
-	resp, err := ts.Client().Get(ts.URL + "/events?token=" + tok)
+	resp, err := ts.Client().Get(ts.URL + "/events?token=" + token(t, "alice"))
 	must(t, err)
 	t.Cleanup(func() { resp.Body.Close() })
 	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 {
@@ -76,56 +71,58 @@ func openRaw(t *testing.T, e *logEnv, ts *httptest.Server) (*http.Response, *buf
 	return resp, br
 }
 
-// waitFeeds polls until the hub holds n feeds.
-func waitFeeds(t *testing.T, h *Hub, n int) {
+// nextID reads up to the next id line of a feed and returns it.
+func nextID(t *testing.T, br *bufio.Reader) string {
 	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for h.Feeds() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hub holds %d feeds, want %d", h.Feeds(), n)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("feed ended while an event was expected: %v", err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		if id, ok := strings.CutPrefix(line, "id: "); ok {
+			return strings.TrimSuffix(id, "\n")
+		}
 	}
 }
 
-// waitDetached polls until n feeds have left their handlers.
-func waitDetached(t *testing.T, s *Server, n int) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for {
-		s.detached.mu.Lock()
-		got := len(s.detached.conns)
-		s.detached.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d feeds left their handlers, want %d", got, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// detachedCount returns how many feeds are running outside their handlers.
+func detachedCount(s *Server) int {
+	s.detached.mu.Lock()
+	defer s.detached.mu.Unlock()
+	return len(s.detached.conns)
 }
 
 // A feed that left its handler still delivers, still frees its slot as
 // soon as its client leaves, and ends cleanly when the server closes
 // feeds: WaitFeeds returns once it has.
 func TestDetachedFeedDeliversAndEndsCleanly(t *testing.T) {
-	e := newLogEnv(t, 64)
+	e := newAPIEnv(t)
 	ts := httptest.NewServer(e.srv)
 	t.Cleanup(ts.Close)
 
-	_, br := openRaw(t, e, ts)
-	ids := e.commit(t, time.Now(), logRow("alice", "m"))
-	e.poll()
-	if line, err := br.ReadString('\n'); err != nil || line != "id: "+strconv.FormatInt(ids[0], 10)+"\n" {
-		t.Fatalf("read %q, %v; want the event's id line", line, err)
+	_, br := openRaw(t, ts)
+	// The event arrives after the retry field, so the feed has left its
+	// handler (the handler sends the retry field, then detaches).
+	ids := e.commit(t, db.NewEvent{UserID: "alice", Type: "m", Data: "x"})
+	if id := nextID(t, br); id != strconv.FormatInt(ids[0], 10) {
+		t.Fatalf("read id %s, want %d", id, ids[0])
+	}
+	if n := detachedCount(e.srv); n != 1 {
+		t.Fatalf("%d feeds left their handlers, want 1", n)
 	}
 
-	resp2, _ := openRaw(t, e, ts)
-	waitDetached(t, e.srv, 2)
+	resp2, br2 := openRaw(t, ts)
+	ids = e.commit(t, db.NewEvent{UserID: "alice", Type: "m", Data: "x"})
+	for _, r := range []*bufio.Reader{br, br2} {
+		if id := nextID(t, r); id != strconv.FormatInt(ids[0], 10) {
+			t.Fatalf("read id %s, want %d", id, ids[0])
+		}
+	}
 	resp2.Body.Close()
-	waitFeeds(t, e.hub, 1)
-	waitDetached(t, e.srv, 1)
+	e.waitEnded(t, "/events")
+	if n := detachedCount(e.srv); n != 1 {
+		t.Fatalf("after one client left, %d feeds run outside their handlers, want 1", n)
+	}
 
 	e.srv.CloseFeeds()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
@@ -137,16 +134,20 @@ func TestDetachedFeedDeliversAndEndsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the feed did not end cleanly: %v (read %q)", err, rest)
 	}
-	waitFeeds(t, e.hub, 0)
+	if n := detachedCount(e.srv); n != 0 {
+		t.Fatalf("%d feeds still outside their handlers after WaitFeeds", n)
+	}
 }
 
 // Past its deadline WaitFeeds cuts off the feeds that have not ended.
 func TestWaitFeedsClosesWhatOutlivesTheDeadline(t *testing.T) {
-	e := newLogEnv(t, 64)
+	e := newAPIEnv(t)
 	ts := httptest.NewServer(e.srv)
 	t.Cleanup(ts.Close)
-	_, br := openRaw(t, e, ts)
-	waitDetached(t, e.srv, 1)
+	_, br := openRaw(t, ts)
+	// The event arrives after the retry field: the feed has left its handler.
+	e.commit(t, db.NewEvent{UserID: "alice", Type: "m", Data: "x"})
+	nextID(t, br)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the feed was never asked to end: it is cut off
@@ -156,7 +157,7 @@ func TestWaitFeedsClosesWhatOutlivesTheDeadline(t *testing.T) {
 	if _, err := io.ReadAll(br); err == nil {
 		t.Fatal("the cut-off feed's response ended cleanly")
 	}
-	waitFeeds(t, e.hub, 0)
+	e.waitEnded(t, "/events")
 }
 
 // The writer moves the connection's deadline at most once per

@@ -1,4 +1,4 @@
-package feed
+package api
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/feed"
 )
 
 // apiError is an error whose message is meant for the client.
@@ -44,19 +45,40 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(body, '\n'))
 }
 
-// writeError maps err to a status and a JSON {"error": ...} body. Only
-// apiError messages reach the client; anything else is logged and answered
-// with a bare 500.
+// writeError answers err with its status and a JSON {"error": ...} body.
+// It is the one place where errors become statuses: validation (apiError,
+// with its own status), tokens (401 and 403, with a Bearer challenge), a
+// user or the server at its limit of feeds (429, 503), an idempotency key
+// used for another request (422), an unknown event (404), storage trouble
+// and a shutdown (503, with Retry-After). Anything else is logged and
+// answered with a bare 500, its text kept from the client.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	var ae *apiError
+	var authErr *authError
 	var se *db.StorageError
-	attrs := []any{"method", methodLabel(r.Method)}
-	if rec, ok := w.(*recorder); ok {
-		attrs = append(attrs, "route", rec.route)
-	}
+	attrs := []any{"method", methodLabel(r.Method), "route", entryOf(r.Context()).route}
 	switch {
 	case errors.As(err, &ae):
 		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
+	case errors.As(err, &authErr):
+		w.Header().Set("WWW-Authenticate", authErr.challenge())
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, authErr.status, map[string]string{"error": authErr.msg})
+	case errors.Is(err, feed.ErrTooManyFeeds):
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{
+			"error": "this user already has the maximum number of open feeds; close one and retry"})
+	case errors.Is(err, feed.ErrServerFull):
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+			"error": "the server has its maximum number of open feeds; retry later"})
+	case errors.Is(err, feed.ErrStopped):
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "the server is shutting down; retry"})
+	case errors.Is(err, db.ErrKeyReused):
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{
+			"error": "this Idempotency-Key was already used with a different request; use a new key for a new notification"})
+	case errors.Is(err, db.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such notification"})
 	case errors.As(err, &se):
 		log.Warn("request failed on storage trouble", append(attrs, "fault", se.Fault, "err", err)...)
 		w.Header().Set("Retry-After", "5")
@@ -65,8 +87,6 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		// The client left; nobody reads the answer.
 		log.Debug("request ended by the client", append(attrs, "err", err)...)
 		w.WriteHeader(http.StatusServiceUnavailable)
-	case errors.Is(err, db.ErrNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such notification"})
 	default:
 		log.Error("request failed", append(attrs, "err", err)...)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; the server log has the details"})

@@ -1,4 +1,4 @@
-package feed
+package api
 
 import (
 	"bytes"
@@ -21,27 +21,35 @@ const (
 	reservedPrefix = "feed."
 )
 
-// Limits bound what a request may carry. Zero fields take the defaults.
+// Limits bound what a request may carry. Zero fields take the values of
+// DefaultLimits.
 type Limits struct {
-	// MaxBodyBytes caps a request body (413 beyond); default 1 MiB.
+	// MaxBodyBytes caps a request body (413 beyond).
 	MaxBodyBytes int64
 	// MaxDataBytes caps the data of one notification as sent to
-	// subscribers; default 64 KiB.
+	// subscribers.
 	MaxDataBytes int
-	// MaxUsers caps the "users" of one notification; default 1000.
+	// MaxUsers caps the "users" of one notification.
 	MaxUsers int
 }
 
-// withDefaults fills the zero fields of l.
+// DefaultLimits are the limits of a server configured with none: 1 MiB
+// bodies, 64 KiB of data, 1000 users per notification.
+func DefaultLimits() Limits {
+	return Limits{MaxBodyBytes: 1 << 20, MaxDataBytes: 64 << 10, MaxUsers: 1000}
+}
+
+// withDefaults fills the zero fields of l from DefaultLimits.
 func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
 	if l.MaxBodyBytes <= 0 {
-		l.MaxBodyBytes = 1 << 20
+		l.MaxBodyBytes = d.MaxBodyBytes
 	}
 	if l.MaxDataBytes <= 0 {
-		l.MaxDataBytes = 64 << 10
+		l.MaxDataBytes = d.MaxDataBytes
 	}
 	if l.MaxUsers <= 0 {
-		l.MaxUsers = 1000
+		l.MaxUsers = d.MaxUsers
 	}
 	return l
 }

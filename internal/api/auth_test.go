@@ -1,8 +1,8 @@
-package auth
+package api
 
 import (
 	"encoding/json"
-	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,50 +11,57 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/feedd/feedd/internal/auth"
 )
 
-func TestTokenFromRequest(t *testing.T) {
-	tests := []struct {
-		name       string
-		header     []string
-		query      string
-		allowQuery bool
-		want       string
-		wantErr    error
-	}{
-		{name: "bearer header", header: []string{"Bearer abc.def.ghi"}, allowQuery: true, want: "abc.def.ghi"},
-		{name: "bearer header, admin", header: []string{"Bearer abc.def.ghi"}, want: "abc.def.ghi"},
-		{name: "scheme case-insensitive", header: []string{"bEaReR abc"}, allowQuery: true, want: "abc"},
-		{name: "extra spaces", header: []string{"  Bearer   abc  "}, want: "abc"},
-		{name: "query", query: "token=q.q.q", allowQuery: true, want: "q.q.q"},
-		{name: "header wins over query", header: []string{"Bearer h"}, query: "token=q", allowQuery: true, want: "h"},
-		{name: "query ignored for admin", query: "token=q", wantErr: ErrNoToken},
-		{name: "nothing", allowQuery: true, wantErr: ErrNoToken},
-		{name: "empty query value", query: "token=", allowQuery: true, wantErr: ErrNoToken},
-		{name: "two query tokens", query: "token=a&token=b", allowQuery: true, wantErr: ErrTooManyTokens},
-		{name: "two headers", header: []string{"Bearer a", "Bearer b"}, allowQuery: true, wantErr: ErrTooManyTokens},
-		{name: "bearer without token", header: []string{"Bearer"}, allowQuery: true, wantErr: ErrAuthHeader},
-		{name: "bearer with spaces in token", header: []string{"Bearer a b"}, allowQuery: true, wantErr: ErrAuthHeader},
-		{name: "basic without query", header: []string{"Basic dXNlcjpwdw=="}, allowQuery: true, wantErr: ErrAuthHeader},
-		{name: "basic for admin", header: []string{"Basic dXNlcjpwdw=="}, wantErr: ErrAuthHeader},
-		{name: "basic falls back to query", header: []string{"Basic dXNlcjpwdw=="}, query: "token=q", allowQuery: true, want: "q"},
-		{name: "bare token", header: []string{"abc.def.ghi"}, allowQuery: true, wantErr: ErrAuthHeader},
+// authClaims returns valid claims for user alice, changed by edit.
+func authClaims(edit func(jwt.MapClaims)) jwt.MapClaims {
+	c := jwt.MapClaims{
+		"sub": "alice",
+		"iat": time.Now().Add(-time.Minute).Unix(),
+		"exp": time.Now().Add(time.Hour).Unix(),
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest(http.MethodGet, "/events?"+tc.query, nil)
-			for _, h := range tc.header {
-				r.Header.Add("Authorization", h)
-			}
-			got, err := TokenFromRequest(r, tc.allowQuery)
-			if !errors.Is(err, tc.wantErr) {
-				t.Fatalf("error = %v, want %v", err, tc.wantErr)
-			}
-			if got != tc.want {
-				t.Errorf("token = %q, want %q", got, tc.want)
-			}
-		})
+	if edit != nil {
+		edit(c)
 	}
+	return c
+}
+
+// with returns an edit that sets the given claims.
+func with(kv map[string]any) func(jwt.MapClaims) {
+	return func(c jwt.MapClaims) { maps.Copy(c, kv) }
+}
+
+// without returns an edit that deletes the named claims.
+func without(names ...string) func(jwt.MapClaims) {
+	return func(c jwt.MapClaims) {
+		for _, n := range names {
+			delete(c, n)
+		}
+	}
+}
+
+// signWith signs c with HS256 and secret.
+func signWith(t *testing.T, secret string, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// hs256 signs c with the test secret.
+func hs256(t *testing.T, c jwt.MapClaims) string { return signWith(t, testSecret, c) }
+
+// authServer is a Server with the test verifier and nothing else, enough
+// for its middleware.
+func authServer(t *testing.T) *Server {
+	t.Helper()
+	v, err := auth.NewVerifier(auth.Config{Secret: []byte(testSecret)})
+	must(t, err)
+	return NewServer(Config{Verifier: v})
 }
 
 // response is a recorded answer of a middleware.
@@ -70,9 +77,9 @@ func serve(t *testing.T, mw func(http.Handler) http.Handler, req *http.Request) 
 	t.Helper()
 	rec := httptest.NewRecorder()
 	mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, ok := ClaimsFrom(r.Context())
+		c, ok := claimsOf(r.Context())
 		if !ok {
-			t.Error("ClaimsFrom: no claims in context")
+			t.Error("claimsOf: no claims in context")
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]string{"sub": c.Subject, "scopes": strings.Join(c.Scopes, " ")})
@@ -100,12 +107,12 @@ func request(header, query string) *http.Request {
 }
 
 func TestRequireUser(t *testing.T) {
-	v := verifier(t, Config{Secret: testSecret()})
-	user := hs256(t, claims(nil))
-	expired := hs256(t, claims(with(map[string]any{"exp": clock().Add(-time.Hour).Unix()})))
-	noSub := hs256(t, claims(without("sub")))
-	ctrlSub := hs256(t, claims(with(map[string]any{"sub": "a\nb"})))
-	admin := hs256(t, claims(with(map[string]any{"sub": "ops", "scope": AdminScope})))
+	s := authServer(t)
+	user := hs256(t, authClaims(nil))
+	expired := hs256(t, authClaims(with(map[string]any{"exp": time.Now().Add(-time.Hour).Unix()})))
+	noSub := hs256(t, authClaims(without("sub")))
+	ctrlSub := hs256(t, authClaims(with(map[string]any{"sub": "a\nb"})))
+	admin := hs256(t, authClaims(with(map[string]any{"sub": "ops", "scope": auth.AdminScope})))
 	tests := []struct {
 		name          string
 		req           *http.Request
@@ -127,7 +134,7 @@ func TestRequireUser(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := serve(t, v.RequireUser, tc.req)
+			res := serve(t, s.requireUser, tc.req)
 			checkResponse(t, res, tc.wantStatus, tc.wantChallenge, tc.wantErr)
 			if tc.wantStatus == 200 && res.body["sub"] != tc.wantSub {
 				t.Errorf("sub in context = %q, want %q", res.body["sub"], tc.wantSub)
@@ -137,10 +144,10 @@ func TestRequireUser(t *testing.T) {
 }
 
 func TestRequireAdmin(t *testing.T) {
-	v := verifier(t, Config{Secret: testSecret()})
-	user := hs256(t, claims(nil))
-	admin := hs256(t, claims(func(c jwt.MapClaims) { delete(c, "sub"); c["scope"] = "feed:admin" }))
-	forged := sign(t, jwt.SigningMethodHS256, []byte("another-secret-of-32-bytes-or-so!"), claims(with(map[string]any{"scope": AdminScope})))
+	s := authServer(t)
+	user := hs256(t, authClaims(nil))
+	admin := hs256(t, authClaims(func(c jwt.MapClaims) { delete(c, "sub"); c["scope"] = "feed:admin" }))
+	forged := signWith(t, "another-secret-of-32-bytes-or-so!", authClaims(with(map[string]any{"scope": auth.AdminScope})))
 	tests := []struct {
 		name          string
 		req           *http.Request
@@ -157,10 +164,10 @@ func TestRequireAdmin(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res := serve(t, v.RequireAdmin, tc.req)
+			res := serve(t, s.requireAdmin, tc.req)
 			checkResponse(t, res, tc.wantStatus, tc.wantChallenge, tc.wantErr)
-			if tc.wantStatus == 200 && res.body["scopes"] != AdminScope {
-				t.Errorf("scopes in context = %q, want %q", res.body["scopes"], AdminScope)
+			if tc.wantStatus == 200 && res.body["scopes"] != auth.AdminScope {
+				t.Errorf("scopes in context = %q, want %q", res.body["scopes"], auth.AdminScope)
 			}
 		})
 	}
@@ -189,9 +196,9 @@ func checkResponse(t *testing.T, res response, status int, challenge, errMsg str
 	}
 }
 
-func TestClaimsFromEmptyContext(t *testing.T) {
-	if _, ok := ClaimsFrom(httptest.NewRequest(http.MethodGet, "/", nil).Context()); ok {
-		t.Error("ClaimsFrom found claims in a bare context")
+func TestClaimsOfEmptyContext(t *testing.T) {
+	if _, ok := claimsOf(httptest.NewRequest(http.MethodGet, "/", nil).Context()); ok {
+		t.Error("claimsOf found claims in a bare context")
 	}
 }
 

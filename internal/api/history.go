@@ -1,9 +1,9 @@
-package feed
+package api
 
 import (
 	"net/http"
 
-	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/feed"
 )
 
 // history serves GET /v1/notifications?after=&before=&limit= for the user of
@@ -12,7 +12,7 @@ import (
 // newest events before before= (or the newest of all), which is what a page
 // renders before it opens the feed with last_event_id set to the newest id.
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
-	claims, _ := auth.ClaimsFrom(r.Context())
+	claims, _ := claimsOf(r.Context())
 	q := r.URL.Query()
 	rg, err := parseRange(q)
 	if err != nil {
@@ -22,7 +22,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	limit := rg.Limit
 	rg.Limit++ // one more tells whether another page follows
 	if q.Has("after") {
-		evs, err := s.cfg.DB.Feed(r.Context(), claims.Subject, rg)
+		evs, err := s.cfg.Log.Feed(r.Context(), claims.Subject, rg)
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -30,7 +30,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, ascendingPage(evs, limit))
 		return
 	}
-	evs, err := s.cfg.DB.FeedLatest(r.Context(), claims.Subject, rg)
+	evs, err := s.cfg.Log.FeedLatest(r.Context(), claims.Subject, rg)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -43,6 +43,6 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	if more {
 		page.NextBefore = evs[0].ID
 	}
-	page.Events = toEventsJSON(listable(evs)).Events
+	page.Events = toEventsJSON(feed.Listable(evs)).Events
 	writeJSON(w, http.StatusOK, page)
 }

@@ -1,4 +1,4 @@
-package feed
+package api
 
 import (
 	"net/http"
@@ -75,16 +75,6 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// The reasons a feed ends, as logged and counted.
-const (
-	endClientLeft   = "client_left"
-	endTokenExpired = "token_expired"
-	endShutdown     = "shutdown"
-	endSlow         = "slow" // read nothing for --write-timeout
-	endWriteFailed  = "write_failed"
-	endDBError      = "database_error"
-)
-
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
@@ -100,15 +90,19 @@ func (m *Metrics) feedClosed(reason string) {
 	m.feedsClosed.WithLabelValues(reason).Inc()
 }
 
-func (m *Metrics) polled(start time.Time, rows int) {
-	m.pollSeconds.Observe(time.Since(start).Seconds())
+// Written counts events committed through this server.
+func (m *Metrics) Written(events int) { m.eventsWritten.Add(float64(events)) }
+
+// Polled observes one read of new rows by the tailer.
+func (m *Metrics) Polled(took time.Duration, rows int) {
+	m.pollSeconds.Observe(took.Seconds())
 	m.pollRows.Observe(float64(rows))
 }
 
-// sent counts n events written to a feed and observes the delivery lag of
-// the live ones, committed at the given times.
-func (m *Metrics) sent(n int, committed []time.Time) {
-	m.eventsSent.Add(float64(n))
+// Delivered counts events written to a feed and observes the delivery lag
+// of the live ones, committed at the given times.
+func (m *Metrics) Delivered(events int, committed []time.Time) {
+	m.eventsSent.Add(float64(events))
 	now := time.Now()
 	for _, c := range committed {
 		m.deliveryLag.Observe(now.Sub(c).Seconds())

@@ -1,4 +1,4 @@
-package feed
+package api
 
 import (
 	"context"
@@ -25,9 +25,8 @@ import (
 const finishTimeout = time.Second
 
 // chunkedConn writes the rest of a chunked HTTP/1.1 response straight to
-// the connection, one chunk per Write. It has what sse.Stream uses through
-// http.ResponseController: a flush (a no-op, as nothing is buffered) and
-// write deadlines.
+// the connection, one chunk per Write. It is an sse.Writer: a flush (a
+// no-op, as nothing is buffered) and write deadlines.
 type chunkedConn struct {
 	conn     net.Conn
 	bytes    int64     // body bytes written
@@ -53,12 +52,6 @@ func newChunkedConn(conn net.Conn) *chunkedConn {
 }
 
 var crlf = []byte("\r\n")
-
-// Header is not used once the headers are sent; it returns nil.
-func (c *chunkedConn) Header() http.Header { return nil }
-
-// WriteHeader does nothing: the status line was sent before the takeover.
-func (c *chunkedConn) WriteHeader(int) {}
 
 // Write sends p as one chunk, in one system call when it can.
 func (c *chunkedConn) Write(p []byte) (int, error) {
@@ -86,8 +79,8 @@ func (c *chunkedConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// FlushError does nothing: every Write goes straight to the connection.
-func (c *chunkedConn) FlushError() error { return nil }
+// Flush does nothing: every Write goes straight to the connection.
+func (c *chunkedConn) Flush() error { return nil }
 
 // deadlineSlack is how far a write's deadline may fall short of the one
 // asked for: a deadline is moved at most once per deadlineSlack, not once
@@ -162,11 +155,12 @@ func (s *Server) WaitFeeds(ctx context.Context) error {
 }
 
 // detach takes the feed's connection over from net/http and goes on with
-// the live feed in goroutines of its own; it reports false, having changed
-// nothing, where the connection cannot be taken over (HTTP/2). The feed
-// takes the request's access-log line along and logs it when it ends.
-func (f *feedConn) detach(w http.ResponseWriter, exp time.Time) bool {
-	d := &f.s.detached
+// the feed in goroutines of its own, which the server owns from then on
+// (WaitFeeds waits for them); it reports false, having changed nothing,
+// where the connection cannot be taken over (HTTP/2). The feed takes the
+// request's access-log entry along and logs it when it ends.
+func (s *Server) detach(w http.ResponseWriter, f *liveFeed) bool {
+	d := &s.detached
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
@@ -179,28 +173,18 @@ func (f *feedConn) detach(w http.ResponseWriter, exp time.Time) bool {
 	// Whatever the client sent after its request (a pipelined request,
 	// say) is never answered: the response to this one does not end.
 	cw := newChunkedConn(conn)
-	f.stream = sse.Attach(cw, f.s.cfg.WriteTimeout)
-	if cap(f.buf) > 4<<10 {
-		f.buf = nil // grown by the replay
-	}
+	f.stream = sse.NewStream(cw, s.cfg.WriteTimeout)
 	if d.conns == nil {
 		d.conns = make(map[net.Conn]struct{})
 	}
 	d.conns[conn] = struct{}{}
-	// What the access log needs, copied: the recorder holds on to the
-	// net/http state the takeover lets go of.
-	var line accessLine
-	var status int
-	var sent int64
-	if rec, ok := w.(*recorder); ok {
-		line, status, sent = rec.takeLine(), rec.status, rec.bytes
-	}
+	f.entry.detached = true
 
 	ctx, cancel := context.WithCancel(context.Background())
 	d.wg.Go(func() { watchClose(conn, cancel) })
 	d.wg.Go(func() {
 		defer cancel()
-		reason := f.live(ctx, exp)
+		reason := f.pump(ctx)
 		switch reason {
 		case endClientLeft, endSlow, endWriteFailed:
 		default:
@@ -208,10 +192,9 @@ func (f *feedConn) detach(w http.ResponseWriter, exp time.Time) bool {
 		}
 		conn.Close()
 		d.remove(conn)
+		f.entry.bytes += cw.bytes
 		f.end(reason)
-		if line != nil {
-			line(status, sent+cw.bytes, f.sent, reason)
-		}
+		f.entry.log()
 	})
 	return true
 }

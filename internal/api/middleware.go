@@ -1,6 +1,7 @@
-package feed
+package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,47 +13,60 @@ import (
 	"github.com/feedd/feedd/internal/auth"
 )
 
-// recorder remembers the status and size of a response for the access log.
-// It implements Unwrap so http.ResponseController reaches the real writer
-// to flush, set deadlines and take the connection over.
+// entry is the access-log entry of one request, kept in its context: the
+// recorder adds the status and size of the answer as it is written, and a
+// feed how it ended. A feed that goes on after its handler returns (see
+// detach) takes the entry along and logs it when it ends.
+type entry struct {
+	route    string // the route template
+	status   int
+	bytes    int64
+	events   int    // a feed's events
+	ended    string // why a feed ended; "" for other requests
+	detached bool
+	line     accessLine
+}
+
+// log writes the entry's access-log line.
+func (e *entry) log() { e.line(e.status, e.bytes, e.events, e.ended) }
+
+type entryKey struct{}
+
+// entryOf returns the access-log entry of the request with ctx; one that
+// no accessLog middleware serves gets a throwaway entry.
+func entryOf(ctx context.Context) *entry {
+	if e, ok := ctx.Value(entryKey{}).(*entry); ok {
+		return e
+	}
+	return &entry{line: func(int, int64, int, string) {}}
+}
+
+// recorder adds the status and size of a response to its entry. It
+// implements Unwrap so http.ResponseController reaches the real writer to
+// flush, set deadlines and take the connection over.
 type recorder struct {
 	http.ResponseWriter
-	route  string // the route template, for logs that are not the access log
-	status int
-	bytes  int64
-	// feedEnd and feedEvents are set by a feed when it ends.
-	feedEnd    string
-	feedEvents int
-	// line logs the request once it is answered. A feed that goes on after
-	// its handler returns (see detach) takes it and logs it at its end.
-	line accessLine
+	e *entry
 }
 
 func (rec *recorder) WriteHeader(code int) {
-	if rec.status == 0 {
-		rec.status = code
+	if rec.e.status == 0 {
+		rec.e.status = code
 	}
 	rec.ResponseWriter.WriteHeader(code)
 }
 
 func (rec *recorder) Write(p []byte) (int, error) {
-	if rec.status == 0 {
-		rec.status = http.StatusOK
+	if rec.e.status == 0 {
+		rec.e.status = http.StatusOK
 	}
 	n, err := rec.ResponseWriter.Write(p)
-	rec.bytes += int64(n)
+	rec.e.bytes += int64(n)
 	return n, err
 }
 
 // Unwrap returns the wrapped writer.
 func (rec *recorder) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
-
-// takeLine hands the access-log line over to a feed that logs it itself.
-func (rec *recorder) takeLine() accessLine {
-	line := rec.line
-	rec.line = nil
-	return line
-}
 
 // accessLine logs the access-log line of a request that has been answered,
 // and counts it in the metrics. For a feed, events and ended say how many
@@ -66,10 +80,10 @@ type accessLine func(status int, bytes int64, events int, ended string)
 // reaches it.
 func (s *Server) accessLog(route string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &recorder{ResponseWriter: w, route: route, line: s.accessLine(route, r, s.now())}
-		next.ServeHTTP(rec, r)
-		if rec.line != nil {
-			rec.line(rec.status, rec.bytes, rec.feedEvents, rec.feedEnd)
+		e := &entry{route: route, line: s.accessLine(route, r, s.now())}
+		next.ServeHTTP(&recorder{ResponseWriter: w, e: e}, r.WithContext(context.WithValue(r.Context(), entryKey{}, e)))
+		if !e.detached {
+			e.log()
 		}
 	})
 }

@@ -1,9 +1,7 @@
-package feed
+package api
 
 import (
-	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/feedd/feedd/internal/auth"
 	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/feed"
 )
 
 // Paging of listings.
@@ -27,10 +26,10 @@ const idempotencyTTL = 24 * time.Hour
 // maxIdempotencyKey caps the length of an Idempotency-Key.
 const maxIdempotencyKey = 255
 
-// publish stores evs in one transaction and answers 201 with the created
-// events. Once committed it wakes the tailer, so open feeds get them without
-// waiting for the next poll. With an Idempotency-Key header, a retry of the
-// same request gets the first answer again and creates nothing.
+// publish stores evs through the engine, in one transaction, and answers
+// 201 with the created events once they are committed. With an
+// Idempotency-Key header, a retry of the same request gets the first
+// answer again and creates nothing.
 func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEvent) {
 	p := &db.Publish{Events: evs}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
@@ -45,39 +44,18 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request, evs []db.NewEve
 			TTL:  idempotencyTTL,
 		}
 	}
-	err := s.append(r.Context(), p)
+	err := s.cfg.Engine.Publish(r.Context(), p)
 	if err == nil {
 		err = p.Err
 	}
-	switch {
-	case errors.Is(err, db.ErrKeyReused):
-		writeError(w, r, s.log, errorf(http.StatusUnprocessableEntity,
-			"this Idempotency-Key was already used with a different request; use a new key for a new notification"))
-	case errors.Is(err, errStopped):
-		writeError(w, r, s.log, errorf(http.StatusServiceUnavailable, "the server is shutting down; retry"))
-	case err != nil:
+	if err != nil {
 		writeError(w, r, s.log, err)
-	default:
-		if p.Replayed {
-			w.Header().Set("Idempotent-Replayed", "true")
-		}
-		writeJSON(w, http.StatusCreated, toEventsJSON(p.Created))
+		return
 	}
-}
-
-// append commits p through the committer, which groups concurrent
-// publishes into one transaction, or, in a server built without one, on
-// its own.
-func (s *Server) append(ctx context.Context, p *db.Publish) error {
-	if s.cfg.Committer != nil {
-		return s.cfg.Committer.Publish(ctx, p)
+	if p.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	if err := s.cfg.DB.AppendMany(ctx, []*db.Publish{p}, s.now()); err != nil {
-		return err
-	}
-	s.cfg.Tailer.Wake()
-	s.metrics.eventsWritten.Add(float64(len(p.Created)))
-	return nil
+	writeJSON(w, http.StatusCreated, toEventsJSON(p.Created))
 }
 
 // requestHash digests what a publish asks for: the endpoint and the
@@ -162,7 +140,7 @@ func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request) {
 	}
 	limit := rg.Limit
 	rg.Limit++ // one more tells whether another page follows
-	evs, err := s.cfg.DB.List(r.Context(), user, rg)
+	evs, err := s.cfg.Log.List(r.Context(), user, rg)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -180,14 +158,14 @@ func ascendingPage(evs []db.Event, limit int) pageJSON {
 	if more {
 		page.NextAfter = evs[len(evs)-1].ID
 	}
-	page.Events = toEventsJSON(listable(evs)).Events
+	page.Events = toEventsJSON(feed.Listable(evs)).Events
 	return page
 }
 
 // getNotification serves GET /admin/notifications/{id}.
 func (s *Server) getNotification(w http.ResponseWriter, r *http.Request, id int64) {
-	e, err := s.cfg.DB.Get(r.Context(), id)
-	if err == nil && sendable(e) != nil {
+	e, err := s.cfg.Log.Get(r.Context(), id)
+	if err == nil && !feed.Sendable(e) {
 		err = db.ErrNotFound // as the listings and feeds, which leave it out
 	}
 	if err != nil {
@@ -199,7 +177,7 @@ func (s *Server) getNotification(w http.ResponseWriter, r *http.Request, id int6
 
 // deleteNotification serves DELETE /admin/notifications/{id}.
 func (s *Server) deleteNotification(w http.ResponseWriter, r *http.Request, id int64) {
-	if err := s.cfg.DB.Delete(r.Context(), id); err != nil {
+	if err := s.cfg.Log.Delete(r.Context(), id); err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
