@@ -116,7 +116,7 @@ type detachedFeeds struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
-	closed bool // WaitFeeds was called: no feed leaves its handler any more
+	closed bool // waitFeeds was called: no feed leaves its handler any more
 }
 
 func (d *detachedFeeds) remove(conn net.Conn) {
@@ -125,12 +125,12 @@ func (d *detachedFeeds) remove(conn net.Conn) {
 	d.mu.Unlock()
 }
 
-// WaitFeeds waits until every feed that went on outside its handler has
-// ended; CloseFeeds (or the http.Server's Shutdown, which calls it) asks
+// waitFeeds waits until every feed that went on outside its handler has
+// ended; closeFeeds (or the http.Server's Shutdown, which calls it) asks
 // them to. From now on feeds stay in their handlers. If ctx ends first,
-// WaitFeeds closes their connections and waits for them to notice, which
+// waitFeeds closes their connections and waits for them to notice, which
 // is at once.
-func (s *Server) WaitFeeds(ctx context.Context) error {
+func (s *Server) waitFeeds(ctx context.Context) error {
 	d := &s.detached
 	d.mu.Lock()
 	d.closed = true
@@ -156,7 +156,7 @@ func (s *Server) WaitFeeds(ctx context.Context) error {
 
 // detach takes the feed's connection over from net/http and goes on with
 // the feed in goroutines of its own, which the server owns from then on
-// (WaitFeeds waits for them); it reports false, having changed nothing,
+// (waitFeeds waits for them); it reports false, having changed nothing,
 // where the connection cannot be taken over (HTTP/2). The feed takes the
 // request's access-log entry along and logs it when it ends.
 func (s *Server) detach(w http.ResponseWriter, f *liveFeed) bool {

@@ -94,7 +94,7 @@ func detachedCount(s *Server) int {
 
 // A feed that left its handler still delivers, still frees its slot as
 // soon as its client leaves, and ends cleanly when the server closes
-// feeds: WaitFeeds returns once it has.
+// feeds: waitFeeds returns once it has.
 func TestDetachedFeedDeliversAndEndsCleanly(t *testing.T) {
 	e := newAPIEnv(t)
 	ts := httptest.NewServer(e.srv)
@@ -124,22 +124,22 @@ func TestDetachedFeedDeliversAndEndsCleanly(t *testing.T) {
 		t.Fatalf("after one client left, %d feeds run outside their handlers, want 1", n)
 	}
 
-	e.srv.CloseFeeds()
+	e.srv.closeFeeds()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
-	if err := e.srv.WaitFeeds(ctx); err != nil {
-		t.Fatalf("WaitFeeds: %v", err)
+	if err := e.srv.waitFeeds(ctx); err != nil {
+		t.Fatalf("waitFeeds: %v", err)
 	}
 	rest, err := io.ReadAll(br)
 	if err != nil {
 		t.Fatalf("the feed did not end cleanly: %v (read %q)", err, rest)
 	}
 	if n := detachedCount(e.srv); n != 0 {
-		t.Fatalf("%d feeds still outside their handlers after WaitFeeds", n)
+		t.Fatalf("%d feeds still outside their handlers after waitFeeds", n)
 	}
 }
 
-// Past its deadline WaitFeeds cuts off the feeds that have not ended.
+// Past its deadline waitFeeds cuts off the feeds that have not ended.
 func TestWaitFeedsClosesWhatOutlivesTheDeadline(t *testing.T) {
 	e := newAPIEnv(t)
 	ts := httptest.NewServer(e.srv)
@@ -151,8 +151,8 @@ func TestWaitFeedsClosesWhatOutlivesTheDeadline(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // the feed was never asked to end: it is cut off
-	if err := e.srv.WaitFeeds(ctx); err == nil {
-		t.Fatal("WaitFeeds past its deadline reported every feed ended by itself")
+	if err := e.srv.waitFeeds(ctx); err == nil {
+		t.Fatal("waitFeeds past its deadline reported every feed ended by itself")
 	}
 	if _, err := io.ReadAll(br); err == nil {
 		t.Fatal("the cut-off feed's response ended cleanly")

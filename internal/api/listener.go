@@ -11,12 +11,12 @@ import (
 // headers are over the limit.
 const tooLargeRoute = "header too large"
 
-// Listener wraps ln so that the requests net/http refuses before any
+// listener wraps ln so that the requests net/http refuses before any
 // handler sees them get an access-log line and a count too: a request line
 // and headers over http.Server.MaxHeaderBytes, which net/http answers with
 // 431 by itself. Over TLS (ServeTLS wraps the connections) they are not
 // seen.
-func (s *Server) Listener(ln net.Listener) net.Listener {
+func (s *Server) listener(ln net.Listener) net.Listener {
 	return &loggedListener{Listener: ln, s: s}
 }
 

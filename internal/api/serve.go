@@ -34,7 +34,7 @@ func (s *Server) Serve(ln net.Listener, o Listen) error {
 	}
 	// Shutdown closes the listener, then ends the feeds, which would
 	// otherwise keep their connections busy for ever.
-	srv.RegisterOnShutdown(s.CloseFeeds)
+	srv.RegisterOnShutdown(s.closeFeeds)
 	s.mu.Lock()
 	s.srv = srv
 	s.mu.Unlock()
@@ -43,7 +43,7 @@ func (s *Server) Serve(ln net.Listener, o Listen) error {
 		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*o.Certificate}}
 		err = srv.ServeTLS(ln, "", "")
 	} else {
-		err = srv.Serve(s.Listener(ln))
+		err = srv.Serve(s.listener(ln))
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -56,7 +56,7 @@ func (s *Server) Serve(ln net.Listener, o Listen) error {
 // open feeds end (their clients reconnect and resume) and requests in
 // flight finish. Past ctx's deadline it closes what is left.
 func (s *Server) Shutdown(ctx context.Context, delay time.Duration) {
-	s.Drain()
+	s.drain()
 	if delay > 0 {
 		s.log.Info("shutting down: not ready, still serving", "for", delay)
 		wait := time.NewTimer(delay)
@@ -76,10 +76,10 @@ func (s *Server) Shutdown(ctx context.Context, delay time.Duration) {
 			srv.Close()
 		}
 	}
-	s.CloseFeeds()
+	s.closeFeeds()
 	// Feeds that went on outside their handlers are not the http.Server's
 	// to wait for; Shutdown has asked them to end.
-	if err := s.WaitFeeds(ctx); err != nil {
+	if err := s.waitFeeds(ctx); err != nil {
 		s.log.Warn("feeds still open at the shutdown deadline; closed them", "err", err)
 	}
 }

@@ -95,18 +95,18 @@ func NewServer(cfg Config) *Server {
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Drain starts a shutdown: from now on /readyz answers 503, so that load
-// balancers stop sending new clients. Open feeds go on until CloseFeeds.
+// drain starts a shutdown: from now on /readyz answers 503, so that load
+// balancers stop sending new clients. Open feeds go on until closeFeeds.
 // Safe to call more than once.
-func (s *Server) Drain() {
+func (s *Server) drain() {
 	s.drainOnce.Do(func() { close(s.draining) })
 }
 
-// CloseFeeds ends every open feed cleanly, so that its client reconnects
+// closeFeeds ends every open feed cleanly, so that its client reconnects
 // (to this server once it is back, or to another) and resumes by its last
 // id. Feeds opened afterwards end at once. Safe to call more than once.
-func (s *Server) CloseFeeds() {
-	s.Drain()
+func (s *Server) closeFeeds() {
+	s.drain()
 	s.closeOnce.Do(func() { close(s.closing) })
 }
 

@@ -98,11 +98,6 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	return v, nil
 }
 
-// Algorithms returns the token algorithms v accepts.
-func (v *Verifier) Algorithms() []string {
-	return slices.Clone(v.algs)
-}
-
 // Verify checks token's length, algorithm, signature and claims and returns
 // its claims. It does not check the subject; see [ValidateSubject]. The
 // error is one of this package's Err* values (match with errors.Is), is safe

@@ -212,10 +212,10 @@ func (db *DB) Close() error {
 	return errors.Join(cerr, rerr, werr)
 }
 
-// Checkpoint copies what the WAL holds into the database file, as far as
+// checkpoint copies what the WAL holds into the database file, as far as
 // the readers of older snapshots allow, without waiting for anyone. It runs
 // on a reader connection, so commits go on meanwhile.
-func (db *DB) Checkpoint(ctx context.Context) error {
+func (db *DB) checkpoint(ctx context.Context) error {
 	var busy, frames, done int
 	err := db.r.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &done)
 	if err != nil {

@@ -354,7 +354,7 @@ func TestAppendManyTogetherGivesEachEventItsOwnID(t *testing.T) {
 }
 
 // With ManualCheckpoints commits leave the WAL alone, however large it
-// grows, and Checkpoint copies all of it into the database file.
+// grows, and checkpoint copies all of it into the database file.
 func TestManualCheckpoints(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ckpt.db")
@@ -394,10 +394,10 @@ func TestManualCheckpoints(t *testing.T) {
 	if n := size(); n >= 3000*4096 {
 		t.Fatalf("the database file holds %d bytes before any checkpoint", n)
 	}
-	if err := d.Checkpoint(ctx); err != nil {
+	if err := d.checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if n := size(); n < 3000*4096 {
-		t.Fatalf("after Checkpoint the database file holds %d bytes: the WAL was not copied in", n)
+		t.Fatalf("after checkpoint the database file holds %d bytes: the WAL was not copied in", n)
 	}
 }

@@ -241,7 +241,7 @@ func (db *DB) Maintain(ctx context.Context, now time.Time) error {
 	db.health.err, db.health.file = nil, id
 	db.health.mu.Unlock()
 	if db.manualCheckpoints {
-		return db.Checkpoint(ctx)
+		return db.checkpoint(ctx)
 	}
 	return nil
 }

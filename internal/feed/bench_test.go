@@ -10,7 +10,7 @@ import (
 func BenchmarkHubBroadcast(b *testing.B) {
 	for _, feeds := range []int{1000, 10_000} {
 		b.Run(fmt.Sprintf("feeds=%d", feeds), func(b *testing.B) {
-			h := NewHub(HubOptions{})
+			h := newHub(HubOptions{})
 			subs := make([]*subscriber, feeds)
 			for i := range subs {
 				s, err := h.subscribe(fmt.Sprint("u", i))
@@ -36,7 +36,7 @@ func BenchmarkHubBroadcast(b *testing.B) {
 // BenchmarkHubUnicast measures handing an event to one user's feed among
 // many.
 func BenchmarkHubUnicast(b *testing.B) {
-	h := NewHub(HubOptions{})
+	h := newHub(HubOptions{})
 	const users = 10_000
 	subs := make([]*subscriber, users)
 	for i := range subs {

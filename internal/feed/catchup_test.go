@@ -27,7 +27,7 @@ type logEnv struct {
 	path   string
 	store  *db.DB
 	engine *Engine
-	hub    *Hub
+	hub    *hub
 	tailer *tailer
 	cursor int64 // the tailer's
 }

@@ -49,7 +49,7 @@ type Engine struct {
 	metrics Metrics
 	now     func() time.Time
 
-	hub       *Hub
+	hub       *hub
 	tailer    *tailer
 	committer *committer
 
@@ -72,7 +72,7 @@ func NewEngine(store Store, opts Options) *Engine {
 	if e.opts.PollInterval <= 0 {
 		e.opts.PollInterval = 100 * time.Millisecond
 	}
-	e.hub = NewHub(opts.Hub)
+	e.hub = newHub(opts.Hub)
 	e.tailer = newTailer(store, e.hub, e.opts.PollInterval, e.log, e.metrics)
 	e.committer = newCommitter(store, e.tailer, e.metrics, e.now)
 	return e

@@ -83,8 +83,8 @@ type HubOptions struct {
 	QueueBytes int
 }
 
-// Hub hands the rows the tailer reads to the open feeds they are for.
-type Hub struct {
+// hub hands the rows the tailer reads to the open feeds they are for.
+type hub struct {
 	opts HubOptions
 
 	mu    sync.Mutex
@@ -92,15 +92,15 @@ type Hub struct {
 	all   map[*subscriber]struct{}
 }
 
-// NewHub returns a hub with no feeds.
-func NewHub(opts HubOptions) *Hub {
+// newHub returns a hub with no feeds.
+func newHub(opts HubOptions) *hub {
 	if opts.QueueLen <= 0 {
 		opts.QueueLen = 256
 	}
 	if opts.QueueBytes <= 0 {
 		opts.QueueBytes = 1 << 20
 	}
-	return &Hub{
+	return &hub{
 		opts:  opts,
 		users: make(map[string]map[*subscriber]struct{}),
 		all:   make(map[*subscriber]struct{}),
@@ -109,7 +109,7 @@ func NewHub(opts HubOptions) *Hub {
 
 // subscribe registers a feed for userID: every row dispatched from now on
 // that is for the user is queued for it.
-func (h *Hub) subscribe(userID string) (*subscriber, error) {
+func (h *hub) subscribe(userID string) (*subscriber, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.opts.MaxFeeds > 0 && len(h.all) >= h.opts.MaxFeeds {
@@ -130,7 +130,7 @@ func (h *Hub) subscribe(userID string) (*subscriber, error) {
 }
 
 // unsubscribe removes a feed; its slot is free at once.
-func (h *Hub) unsubscribe(s *subscriber) {
+func (h *hub) unsubscribe(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.all, s)
@@ -144,7 +144,7 @@ func (h *Hub) unsubscribe(s *subscriber) {
 
 // dispatch hands rows, in id order, to the feeds they are for: a user's
 // row to that user's feeds, a broadcast to every feed.
-func (h *Hub) dispatch(ds []*delivery) {
+func (h *hub) dispatch(ds []*delivery) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, d := range ds {
@@ -161,7 +161,7 @@ func (h *Hub) dispatch(ds []*delivery) {
 }
 
 // feeds returns the number of open feeds.
-func (h *Hub) feeds() int {
+func (h *hub) feeds() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.all)

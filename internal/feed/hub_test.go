@@ -20,7 +20,7 @@ func hubRow(id int64, user string) *delivery {
 }
 
 // mustSubscribe subscribes user to h and fails the test on an error.
-func mustSubscribe(t *testing.T, h *Hub, user string) *subscriber {
+func mustSubscribe(t *testing.T, h *hub, user string) *subscriber {
 	t.Helper()
 	s, err := h.subscribe(user)
 	if err != nil {
@@ -55,7 +55,7 @@ func woken(s *subscriber) bool {
 }
 
 func TestHubCapsFeedsPerUser(t *testing.T) {
-	h := NewHub(HubOptions{MaxConnsPerUser: 2})
+	h := newHub(HubOptions{MaxConnsPerUser: 2})
 	a1 := mustSubscribe(t, h, "alice")
 	mustSubscribe(t, h, "alice")
 	if _, err := h.subscribe("alice"); !errors.Is(err, ErrTooManyFeeds) {
@@ -77,7 +77,7 @@ func TestHubCapsFeedsPerUser(t *testing.T) {
 }
 
 func TestHubWithoutCapAcceptsManyFeeds(t *testing.T) {
-	h := NewHub(HubOptions{})
+	h := newHub(HubOptions{})
 	subs := make([]*subscriber, 100)
 	for i := range subs {
 		subs[i] = mustSubscribe(t, h, "alice")
@@ -94,7 +94,7 @@ func TestHubWithoutCapAcceptsManyFeeds(t *testing.T) {
 }
 
 func TestHubDispatchRoutesRowsToTheirUsers(t *testing.T) {
-	h := NewHub(HubOptions{})
+	h := newHub(HubOptions{})
 	alice1 := mustSubscribe(t, h, "alice")
 	alice2 := mustSubscribe(t, h, "alice")
 	bob := mustSubscribe(t, h, "bob")
@@ -138,7 +138,7 @@ func TestSubscriberOverflow(t *testing.T) {
 		{"ten times the queue", queueLen * 10, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := NewHub(HubOptions{QueueLen: queueLen})
+			h := newHub(HubOptions{QueueLen: queueLen})
 			s := mustSubscribe(t, h, "alice")
 			for id := range int64(tc.rows) {
 				h.dispatch([]*delivery{hubRow(id+1, "alice")})
@@ -170,7 +170,7 @@ func TestSubscriberOverflow(t *testing.T) {
 
 func TestDispatchNeverBlocksOnAFeedThatDoesNotRead(t *testing.T) {
 	const queueLen = 8
-	h := NewHub(HubOptions{QueueLen: queueLen})
+	h := newHub(HubOptions{QueueLen: queueLen})
 	idle := mustSubscribe(t, h, "alice")   // never takes
 	reader := mustSubscribe(t, h, "alice") // takes at the end
 	done := make(chan struct{})
@@ -199,7 +199,7 @@ func TestHubConcurrentSubscribeAndDispatch(t *testing.T) {
 		rows    = 2000
 		perUser = 3
 	)
-	h := NewHub(HubOptions{QueueLen: 16, MaxConnsPerUser: perUser + 1})
+	h := newHub(HubOptions{QueueLen: 16, MaxConnsPerUser: perUser + 1})
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 
@@ -283,7 +283,7 @@ func TestSubscriberQueueIsBoundedInBytes(t *testing.T) {
 	big := func(id int64) *delivery {
 		return &delivery{id: id, userID: "alice", typ: "message", wire: make([]byte, 400)}
 	}
-	h := NewHub(HubOptions{QueueLen: 100, QueueBytes: 1000})
+	h := newHub(HubOptions{QueueLen: 100, QueueBytes: 1000})
 	s := mustSubscribe(t, h, "alice")
 	h.dispatch([]*delivery{big(1), big(2)}) // 800 bytes: fits
 	if got := takeIDs(t, s); !slices.Equal(got, []int64{1, 2}) {

@@ -18,7 +18,7 @@ const tailPage = 512
 // local commit hands its rows over at once.
 type tailer struct {
 	store    Store
-	hub      *Hub
+	hub      *hub
 	interval time.Duration
 	log      *slog.Logger
 	metrics  Metrics
@@ -28,7 +28,7 @@ type tailer struct {
 	committed chan []db.Event
 }
 
-func newTailer(store Store, hub *Hub, interval time.Duration, log *slog.Logger, m Metrics) *tailer {
+func newTailer(store Store, hub *hub, interval time.Duration, log *slog.Logger, m Metrics) *tailer {
 	return &tailer{store: store, hub: hub, interval: interval, log: log, metrics: m,
 		wake: make(chan struct{}, 1), committed: make(chan []db.Event, 64)}
 }
