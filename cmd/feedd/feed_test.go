@@ -324,15 +324,11 @@ func TestShutdownDelayAnswersNotReadyFirst(t *testing.T) {
 		t.Fatalf("/readyz before the stop: %d %s", status, body)
 	}
 	s.stop()
-	deadline := time.Now().Add(waitLong)
-	for {
-		status, _ := s.do(t, http.MethodGet, "/readyz", "", "")
-		if status == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d after the stop", status)
-		}
+	s.stderr.waitFor(t, "not-ready log line", nil, func(logs string) bool {
+		return strings.Contains(logs, "shutting down: not ready, still serving")
+	})
+	if status, body := s.do(t, http.MethodGet, "/readyz", "", ""); status != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz after the stop: %d %s, want 503", status, body)
 	}
 	// While not ready the server still serves: the open feed gets events.
 	id := s.post(t, `{"user":"alice","data":"during the delay"}`)[0].ID
@@ -364,18 +360,16 @@ func TestMaxConnsPerUser(t *testing.T) {
 		t.Fatalf("third feed for alice: %d %q, want 429 with a JSON error", resp.StatusCode, body.Error)
 	}
 
-	// Closing a feed frees its slot as soon as the server sees the client go.
+	// Closing a feed frees its slot as soon as the server sees the client
+	// go, which it logs.
 	first.cancel()
-	deadline := time.Now().Add(waitLong)
-	for {
-		resp, cancel := s.openRaw(t, "token="+tok, nil)
-		cancel()
-		if resp.StatusCode == http.StatusOK {
-			break
-		}
-		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
-			t.Fatalf("after closing a feed: %d", resp.StatusCode)
-		}
+	s.stderr.waitFor(t, "log line of the closed feed", nil, func(logs string) bool {
+		return strings.Contains(logs, "ended=client_left")
+	})
+	resp, cancel = s.openRaw(t, "token="+tok, nil)
+	cancel()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after closing a feed: %d, want 200", resp.StatusCode)
 	}
 }
 

@@ -36,16 +36,52 @@ type testServer struct {
 	stderr *syncBuffer
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
+// syncBuffer is a goroutine-safe bytes.Buffer that tells waitFor about
+// each write.
 type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	wrote chan struct{} // signalled after each write; made on first use
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.buf.Write(p)
+	n, err := b.buf.Write(p)
+	select {
+	case b.signal() <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+// signal returns the channel writes are signalled on; b.mu is held.
+func (b *syncBuffer) signal() chan struct{} {
+	if b.wrote == nil {
+		b.wrote = make(chan struct{}, 1)
+	}
+	return b.wrote
+}
+
+// waitFor waits until what was written satisfies ok, woken by each write,
+// or fails the test after waitLong, or returns false early if stop fires.
+func (b *syncBuffer) waitFor(t *testing.T, what string, stop <-chan error, ok func(string) bool) bool {
+	t.Helper()
+	b.mu.Lock()
+	wrote := b.signal()
+	b.mu.Unlock()
+	timeout := time.NewTimer(waitLong)
+	defer timeout.Stop()
+	for !ok(b.String()) {
+		select {
+		case <-wrote:
+		case <-timeout.C:
+			t.Fatalf("no %s within %s; got:\n%s", what, waitLong, b)
+		case <-stop:
+			return false
+		}
+	}
+	return true
 }
 
 func (b *syncBuffer) String() string {
@@ -72,21 +108,11 @@ func startServer(t *testing.T, args ...string) *testServer {
 	s := &testServer{dbPath: dbPath, stop: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
 	go func() { s.done <- run(ctx, full, func(k string) string { return env[k] }, s.stdout, s.stderr) }()
 
-	deadline := time.Now().Add(waitLong)
-	for {
-		if m := listenLine.FindStringSubmatch(s.stdout.String()); m != nil {
-			s.base = m[1]
-			break
-		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("feedd exited before listening: %v\nstdout:\n%s\nstderr:\n%s", err, s.stdout, s.stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("feedd did not start listening\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
-		}
+	listening := func(out string) bool { return listenLine.MatchString(out) }
+	if !s.stdout.waitFor(t, "listening line", s.done, listening) {
+		t.Fatalf("feedd exited before listening\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
 	}
+	s.base = listenLine.FindStringSubmatch(s.stdout.String())[1]
 	signer, err := auth.NewSigner([]byte(testSecret))
 	if err != nil {
 		t.Fatal(err)

@@ -632,13 +632,7 @@ func TestTokensNeverLeak(t *testing.T) {
 		}
 	}
 	// The access log line of the feed is written when the feed ends.
-	deadline := time.Now().Add(waitLong)
-	for !hostileFeedLogged(s.stderr.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no access log line for the feed:\n%s", s.stderr)
-		}
-		time.Sleep(10 * time.Millisecond) // polling the log with a deadline
-	}
+	s.stderr.waitFor(t, "access log line for the feed", nil, hostileFeedLogged)
 	logs := s.stderr.String()
 	if !strings.Contains(logs, "REDACTED") {
 		t.Errorf("no redacted token in the access log:\n%s", logs)
