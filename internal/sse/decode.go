@@ -146,8 +146,8 @@ func (d *Decoder) Step() (Kind, Event, error) {
 		case "event":
 			d.typ = append(d.typ[:0], value...)
 		case "data":
-			if len(d.data)+len(value) > d.max() {
-				d.err = fmt.Errorf("%w: event data over %d bytes", ErrTooLong, d.max())
+			if len(d.data)+len(value) > d.limit() {
+				d.err = fmt.Errorf("%w: event data over %d bytes", ErrTooLong, d.limit())
 				return 0, Event{}, d.err
 			}
 			d.data = append(d.data, value...)
@@ -194,8 +194,8 @@ func (d *Decoder) dispatch() (Event, bool) {
 	return e, true
 }
 
-// max returns the limit in force.
-func (d *Decoder) max() int {
+// limit returns the MaxEventBytes in force.
+func (d *Decoder) limit() int {
 	if d.MaxEventBytes > 0 {
 		return d.MaxEventBytes
 	}
@@ -241,7 +241,7 @@ func (d *Decoder) readLine() ([]byte, error) {
 					d.afterCR = n == len(buf)
 				}
 			}
-			if len(d.long)+i > d.max() {
+			if len(d.long)+i > d.limit() {
 				return nil, d.tooLong()
 			}
 			if len(d.long) == 0 {
@@ -256,7 +256,7 @@ func (d *Decoder) readLine() ([]byte, error) {
 			return nil, err // an unfinished last line is dropped
 		}
 		searched = len(buf)
-		if len(d.long)+searched > d.max() {
+		if len(d.long)+searched > d.limit() {
 			return nil, d.tooLong()
 		}
 		if searched == d.r.Size() {
@@ -268,7 +268,7 @@ func (d *Decoder) readLine() ([]byte, error) {
 }
 
 func (d *Decoder) tooLong() error {
-	return fmt.Errorf("%w: line over %d bytes", ErrTooLong, d.max())
+	return fmt.Errorf("%w: line over %d bytes", ErrTooLong, d.limit())
 }
 
 // skipBOM skips a UTF-8 byte order mark at the start of the stream. It

@@ -224,7 +224,11 @@ func FuzzDecoder(f *testing.F) {
 		f.Add([]byte(tt.stream), []byte{})
 	}
 	for _, s := range decoderStreams {
-		f.Add([]byte(s), []byte{0, 3, 1})
+		// Long seeds make slow inputs to minimize; a 16-byte buffer
+		// tries long lines on short ones.
+		if len(s) <= 600 {
+			f.Add([]byte(s), []byte{0, 3, 1})
+		}
 	}
 	f.Fuzz(func(t *testing.T, stream, cuts []byte) {
 		sizes := make([]int, len(cuts))
