@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -71,10 +71,13 @@ func (b *broadcastBench) run(ctx context.Context, t *target, res *result) error 
 		return err
 	}
 	var delivered atomic.Int64
-	l := listen(feeds, func(_ int, _ int64, data []byte, at time.Time) {
-		rest, found := bytes.CutPrefix(data, []byte(tag))
-		k, ok := parseDecimal(rest)
-		if !found || !ok || k >= int64(len(arrivals)) {
+	l := listen(feeds, func(_ int, _ int64, data string, at time.Time) {
+		rest, found := strings.CutPrefix(data, tag)
+		if !found {
+			return
+		}
+		k, err := strconv.ParseUint(rest, 10, 63)
+		if err != nil || k >= uint64(len(arrivals)) {
 			return
 		}
 		delivered.Add(1)

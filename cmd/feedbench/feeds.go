@@ -2,19 +2,20 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/feedd/feedd/internal/sse"
 )
 
 // Feeds over one source address: past spreadAbove, feeds are dialled from
@@ -77,15 +78,15 @@ func newDialer(addr string, n int) *dialer {
 // have been read.
 type feedConn struct {
 	conn     net.Conn
-	body     *bufio.Reader // the event stream, chunked encoding removed; nil once released
-	start    time.Time     // before the dial
-	headers  time.Time     // when the response headers had arrived
-	retryEnd time.Time     // when the retry field had arrived
+	events   *sse.Decoder // the event stream, chunked encoding removed; nil once released
+	start    time.Time    // before the dial
+	headers  time.Time    // when the response headers had arrived
+	retryEnd time.Time    // when the retry field had arrived
 }
 
 // release drops the readers of a feed that will not be read again,
 // keeping only its connection.
-func (f *feedConn) release() { f.body = nil }
+func (f *feedConn) release() { f.events = nil }
 
 // statusError is a feed refused with an HTTP status.
 type statusError struct {
@@ -140,17 +141,13 @@ func (d *dialer) handshake(f *feedConn, conn net.Conn, path string) error {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
 		return &statusError{resp.StatusCode, strings.TrimSpace(string(b))}
 	}
-	f.body = bufio.NewReaderSize(resp.Body, 4096)
-	gotRetry := false
+	f.events = sse.NewDecoder(resp.Body)
 	for {
-		line, err := f.body.ReadSlice('\n')
+		k, _, err := f.events.Step()
 		if err != nil {
 			return fmt.Errorf("read the feed's first event: %w", err)
 		}
-		switch s := strings.TrimRight(string(line), "\r\n"); {
-		case strings.HasPrefix(s, "retry:"):
-			gotRetry = true
-		case s == "" && gotRetry:
+		if k == sse.KindRetry {
 			f.retryEnd = time.Now()
 			return nil
 		}
@@ -233,65 +230,32 @@ func closeFeeds(feeds []*feedConn) {
 	}
 }
 
-// readEvents reads SSE events from r until it fails or fn returns false,
-// calling fn with each event's id (-1 for an event without one) and data
-// (its data lines joined by newlines, valid only during the call).
-// Comments and other fields are skipped.
-func readEvents(r *bufio.Reader, fn func(id int64, data []byte) bool) error {
-	var (
-		id      int64 = -1
-		data    []byte
-		hasData bool
-		long    []byte
-	)
+// readEvents reads f's events until the stream fails or fn returns false,
+// calling fn with each event's id (see eventID) and data.
+func (f *feedConn) readEvents(fn func(id int64, data string) bool) error {
 	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
+		e, err := f.events.Next()
 		if err != nil {
 			return err
 		}
-		line = line[:len(line)-1]
-		if n := len(line); n > 0 && line[n-1] == '\r' {
-			line = line[:n-1]
-		}
-		if len(line) == 0 {
-			if id >= 0 || hasData {
-				if !fn(id, data) {
-					return nil
-				}
-			}
-			id, data, hasData = -1, data[:0], false
-			continue
-		}
-		if line[0] == ':' {
-			continue
-		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			if len(value) > 0 && value[0] == ' ' {
-				value = value[1:]
-			}
-		}
-		switch string(field) {
-		case "id":
-			if v, ok := parseDecimal(value); ok {
-				id = v
-			}
-		case "data":
-			if hasData {
-				data = append(data, '\n')
-			}
-			data, hasData = append(data, value...), true
+		if !fn(eventID(e), e.Data) {
+			return nil
 		}
 	}
+}
+
+// eventID returns the log id of e, or -1 for a notice the server sends on
+// its own (feed.*, which has no id of its own but would show the last
+// event ID before it) and for an event without a decimal id.
+func eventID(e sse.Event) int64 {
+	if e.ID == "" || strings.HasPrefix(e.Type, "feed.") {
+		return -1
+	}
+	id, err := strconv.ParseUint(e.ID, 10, 63)
+	if err != nil {
+		return -1
+	}
+	return int64(id)
 }
 
 // sleep waits for d or until ctx is done.
@@ -304,23 +268,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// parseDecimal parses a non-negative decimal int64 without allocating.
-func parseDecimal(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 19 {
-		return 0, false
-	}
-	var v int64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := int64(c - '0')
-		if v > (math.MaxInt64-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
 }

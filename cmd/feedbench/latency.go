@@ -77,12 +77,12 @@ func (b *latencyBench) run(ctx context.Context, t *target, res *result) error {
 	// Each feed's receive latencies, appended by that feed's reader only.
 	lat := make([][]time.Duration, b.feeds)
 	var delivered atomic.Int64
-	l := listen(feeds, func(i int, id int64, data []byte, at time.Time) {
-		ts, ok := parseDecimal(data)
-		if !ok {
+	l := listen(feeds, func(i int, id int64, data string, at time.Time) {
+		ts, err := strconv.ParseUint(data, 10, 63)
+		if err != nil {
 			return
 		}
-		lat[i] = append(lat[i], time.Duration(at.UnixNano()-ts))
+		lat[i] = append(lat[i], time.Duration(at.UnixNano()-int64(ts)))
 		delivered.Add(1)
 	})
 	defer l.close()

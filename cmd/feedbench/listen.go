@@ -19,12 +19,12 @@ type listeners struct {
 // time it was read; an event whose id is not above the last one that feed
 // saw is counted as a duplicate instead. fn runs on feed i's goroutine, so
 // per-feed state needs no lock.
-func listen(feeds []*feedConn, fn func(i int, id int64, data []byte, at time.Time)) *listeners {
+func listen(feeds []*feedConn, fn func(i int, id int64, data string, at time.Time)) *listeners {
 	l := &listeners{feeds: feeds}
 	for i, f := range feeds {
 		l.wg.Go(func() {
 			last := int64(-1)
-			readEvents(f.body, func(id int64, data []byte) bool {
+			f.readEvents(func(id int64, data string) bool {
 				at := time.Now()
 				switch {
 				case id < 0:

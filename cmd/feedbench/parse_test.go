@@ -1,15 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"io"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/feedd/feedd/internal/sse"
 )
 
 func TestPercentile(t *testing.T) {
@@ -114,46 +116,32 @@ func TestReadEvents(t *testing.T) {
 		": heartbeat\n\n" +
 		"id: 2\nevent: news\ndata: two\r\ndata: lines\n\n" +
 		"event: feed.reset\ndata: {\"newest_id\":2}\n\n" +
-		"id: 3\ndata:" + strings.Repeat("x", 100) + "\n\n" +
+		"data: no id of its own\n\n" +
+		"id: 3\ndata:" + strings.Repeat("x", 5000) + "\n\n" +
+		"id: x7\ndata: not a log id\n\n" +
+		"id: 9223372036854775808\ndata: too large\n\n" +
 		"id: 4\ndata: cut"
 	type ev struct {
 		id   int64
 		data string
 	}
 	var got []ev
-	err := readEvents(bufio.NewReaderSize(strings.NewReader(stream), 16), func(id int64, data []byte) bool {
-		got = append(got, ev{id, string(data)})
+	f := &feedConn{events: sse.NewDecoder(strings.NewReader(stream))}
+	err := f.readEvents(func(id int64, data string) bool {
+		got = append(got, ev{id, data})
 		return true
 	})
-	if err == nil {
-		t.Error("no error at the end of the stream")
+	if err != io.EOF {
+		t.Errorf("error %v at the end of the stream, want io.EOF", err)
 	}
-	want := []ev{{1, "hello"}, {2, "two\nlines"}, {-1, `{"newest_id":2}`}, {3, strings.Repeat("x", 100)}}
+	want := []ev{{1, "hello"}, {2, "two\nlines"}, {-1, `{"newest_id":2}`}, {2, "no id of its own"},
+		{3, strings.Repeat("x", 5000)}, {-1, "not a log id"}, {-1, "too large"}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("event %d = %+v, want %+v", i, got[i], want[i])
-		}
-	}
-}
-
-func TestParseDecimal(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"0", 0, true},
-		{"1712345678901234567", 1712345678901234567, true},
-		{"9223372036854775807", 9223372036854775807, true},
-		{"9223372036854775808", 0, false},
-		{"", 0, false}, {"-1", 0, false}, {"1.5", 0, false}, {"12345678901234567890", 0, false},
-	} {
-		got, ok := parseDecimal([]byte(tc.in))
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("parseDecimal(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
 	}
 }

@@ -188,7 +188,7 @@ func (b *resumeBench) resume(ctx context.Context, d *dialer, s resumeSample) (he
 	defer stop()
 	got, last := 0, int64(-1)
 	var end time.Time
-	err = readEvents(f.body, func(id int64, _ []byte) bool {
+	err = f.readEvents(func(id int64, _ string) bool {
 		if id <= last {
 			return true // an id-less notice or a repeat; the count will fall short
 		}

@@ -1,6 +1,7 @@
 // Package sse implements the Server-Sent Events wire protocol: an [Event]
-// type, its encoder ([AppendEvent], [AppendComment]) and a [Stream] that
-// writes events to one HTTP response and flushes each one.
+// type, its encoder ([AppendEvent], [AppendComment]), a [Stream] that
+// writes events to one HTTP response and flushes each one, and a [Decoder]
+// that reads an event stream as a browser does.
 //
 // It knows nothing of users, feeds or databases, so it can be fuzzed and
 // reused on its own.
@@ -50,4 +51,11 @@
 // A comment ([AppendComment], [Stream.Comment]) is a line starting with a
 // colon; clients ignore it, which makes it a heartbeat that keeps proxies
 // and load balancers from closing an idle connection.
+//
+// # Decoding
+//
+// A [Decoder] reads a stream by the same standard and returns its events
+// ([Decoder.Next]), or also its comments and retry fields
+// ([Decoder.Step]), for clients written in Go: tests and benchmarks. An
+// event it returns, encoded again, reads back the same.
 package sse

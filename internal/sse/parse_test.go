@@ -1,10 +1,12 @@
 package sse
 
 import (
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // This file holds an event stream parser written from the WHATWG HTML
@@ -31,9 +33,21 @@ type parseResult struct {
 	Pending bool
 }
 
+// traced is one thing the parser saw, in the terms of Decoder.Step.
+type traced struct {
+	Kind  Kind
+	Event Event
+}
+
 // parseStream parses a complete event stream.
 func parseStream(stream string) parseResult {
-	p := parser{res: parseResult{Retry: -1}}
+	return parse(stream).res
+}
+
+// parse parses a complete event stream and returns the parser, which holds
+// the result, the trace and the last event ID.
+func parse(stream string) *parser {
+	p := &parser{res: parseResult{Retry: -1}}
 	stream = strings.TrimPrefix(stream, "\uFEFF") // one BOM, at the start only
 	for {
 		i := strings.IndexAny(stream, "\r\n")
@@ -49,11 +63,12 @@ func parseStream(stream string) parseResult {
 	// A last line without a line break is discarded, as is an event
 	// without the empty line that ends it.
 	p.res.Pending = stream != "" || p.data.Len() > 0 || p.eventType != "" || p.idBuf != p.lastEventID
-	return p.res
+	return p
 }
 
 type parser struct {
 	res         parseResult
+	trace       []traced        // events, comments and retries in order
 	data        strings.Builder // the data buffer
 	eventType   string          // the event type buffer
 	idBuf       string          // the last event ID buffer
@@ -65,7 +80,7 @@ func (p *parser) line(line string) {
 	case line == "":
 		p.dispatch()
 	case line[0] == ':':
-		// comment
+		p.trace = append(p.trace, traced{Kind: KindComment})
 	default:
 		name, value, found := strings.Cut(line, ":")
 		if found {
@@ -90,6 +105,11 @@ func (p *parser) field(name, value string) {
 		if value != "" && strings.Trim(value, "0123456789") == "" {
 			if ms, err := strconv.ParseInt(value, 10, 64); err == nil {
 				p.res.Retry = ms
+				d := time.Duration(math.MaxInt64) // a Duration holds fewer ms than an int64
+				if ms <= int64(d/time.Millisecond) {
+					d = time.Duration(ms) * time.Millisecond
+				}
+				p.trace = append(p.trace, traced{Kind: KindRetry, Event: Event{Retry: d}})
 			}
 		}
 	}
@@ -107,45 +127,52 @@ func (p *parser) dispatch() {
 		typ = "message"
 	}
 	p.res.Events = append(p.res.Events, parsedEvent{Type: typ, Data: data, LastEventID: p.lastEventID})
+	p.trace = append(p.trace, traced{Kind: KindEvent, Event: Event{ID: p.lastEventID, Type: typ, Data: data}})
 	p.data.Reset()
 	p.eventType = ""
 }
 
-// TestParseStream checks the test parser itself, mostly on the examples in
-// the WHATWG standard.
+// msg is a message event as the parser returns it.
+func msg(data, id string) parsedEvent {
+	return parsedEvent{Type: "message", Data: data, LastEventID: id}
+}
+
+// parseTests are streams with what a client takes from them, mostly the
+// examples in the WHATWG standard.
+var parseTests = []struct {
+	name   string
+	stream string
+	want   parseResult
+}{
+	{"spec stock ticker", "data: YHOO\ndata: +2\ndata: 10\n\n",
+		parseResult{Events: []parsedEvent{msg("YHOO\n+2\n10", "")}, Retry: -1}},
+	{"spec comment and ids", ": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n\n",
+		parseResult{Events: []parsedEvent{msg("first event", "1"), msg("second event", ""), msg(" third event", "")}, Retry: -1}},
+	{"spec empty data", "data\n\ndata\ndata\n\ndata:",
+		parseResult{Events: []parsedEvent{msg("", ""), msg("\n", "")}, Retry: -1, Pending: true}},
+	{"spec space after colon", "data:test\n\ndata: test\n\n",
+		parseResult{Events: []parsedEvent{msg("test", ""), msg("test", "")}, Retry: -1}},
+	{"CR and CRLF", "event: a\r\ndata: x\rdata: y\r\n\r",
+		parseResult{Events: []parsedEvent{{Type: "a", Data: "x\ny"}}, Retry: -1}},
+	{"BOM at start", "\uFEFFdata: x\n\n",
+		parseResult{Events: []parsedEvent{msg("x", "")}, Retry: -1}},
+	{"id persists, NUL id ignored", "id: 7\ndata: a\n\nid: 8\x00\ndata: b\n\n",
+		parseResult{Events: []parsedEvent{msg("a", "7"), msg("b", "7")}, Retry: -1}},
+	{"retry digits only", "retry: 1500\n\nretry: 2x\n\nretry: -1\n\nretry:\n\n",
+		parseResult{Retry: 1500}},
+	{"no data no event", "event: x\nid: 3\n\n",
+		parseResult{Retry: -1}},
+	{"unknown field", "foo: bar\ndata: x\n\n",
+		parseResult{Events: []parsedEvent{msg("x", "")}, Retry: -1}},
+	{"unterminated event", "data: x\n",
+		parseResult{Retry: -1, Pending: true}},
+	{"undispatched id", "id: 1\n",
+		parseResult{Retry: -1, Pending: true}},
+}
+
+// TestParseStream checks the test parser itself.
 func TestParseStream(t *testing.T) {
-	msg := func(data, id string) parsedEvent { return parsedEvent{Type: "message", Data: data, LastEventID: id} }
-	tests := []struct {
-		name   string
-		stream string
-		want   parseResult
-	}{
-		{"spec stock ticker", "data: YHOO\ndata: +2\ndata: 10\n\n",
-			parseResult{Events: []parsedEvent{msg("YHOO\n+2\n10", "")}, Retry: -1}},
-		{"spec comment and ids", ": test stream\n\ndata: first event\nid: 1\n\ndata:second event\nid\n\ndata:  third event\n\n",
-			parseResult{Events: []parsedEvent{msg("first event", "1"), msg("second event", ""), msg(" third event", "")}, Retry: -1}},
-		{"spec empty data", "data\n\ndata\ndata\n\ndata:",
-			parseResult{Events: []parsedEvent{msg("", ""), msg("\n", "")}, Retry: -1, Pending: true}},
-		{"spec space after colon", "data:test\n\ndata: test\n\n",
-			parseResult{Events: []parsedEvent{msg("test", ""), msg("test", "")}, Retry: -1}},
-		{"CR and CRLF", "event: a\r\ndata: x\rdata: y\r\n\r",
-			parseResult{Events: []parsedEvent{{Type: "a", Data: "x\ny"}}, Retry: -1}},
-		{"BOM at start", "\uFEFFdata: x\n\n",
-			parseResult{Events: []parsedEvent{msg("x", "")}, Retry: -1}},
-		{"id persists, NUL id ignored", "id: 7\ndata: a\n\nid: 8\x00\ndata: b\n\n",
-			parseResult{Events: []parsedEvent{msg("a", "7"), msg("b", "7")}, Retry: -1}},
-		{"retry digits only", "retry: 1500\n\nretry: 2x\n\nretry: -1\n\nretry:\n\n",
-			parseResult{Retry: 1500}},
-		{"no data no event", "event: x\nid: 3\n\n",
-			parseResult{Retry: -1}},
-		{"unknown field", "foo: bar\ndata: x\n\n",
-			parseResult{Events: []parsedEvent{msg("x", "")}, Retry: -1}},
-		{"unterminated event", "data: x\n",
-			parseResult{Retry: -1, Pending: true}},
-		{"undispatched id", "id: 1\n",
-			parseResult{Retry: -1, Pending: true}},
-	}
-	for _, tt := range tests {
+	for _, tt := range parseTests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := parseStream(tt.stream)
 			if !reflect.DeepEqual(got, tt.want) {
