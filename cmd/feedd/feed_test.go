@@ -296,15 +296,7 @@ func TestShutdownEndsFeedsCleanly(t *testing.T) {
 	case <-time.After(waitLong):
 		t.Fatal("feed still open after shutdown")
 	}
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("run returned %v", err)
-		}
-		close(s.done)
-	case <-time.After(waitLong):
-		t.Fatal("run did not return after shutdown")
-	}
+	s.shutdown(t) // fails the test unless run returns nil in time
 	if info, err := os.Stat(s.dbPath + "-wal"); err == nil && info.Size() > 0 {
 		t.Fatalf("WAL holds %d bytes after shutdown; want it checkpointed", info.Size())
 	}
@@ -324,7 +316,7 @@ func TestShutdownDelayAnswersNotReadyFirst(t *testing.T) {
 		t.Fatalf("/readyz before the stop: %d %s", status, body)
 	}
 	s.stop()
-	s.stderr.waitFor(t, "not-ready log line", nil, func(logs string) bool {
+	s.stderr.WaitFor(t, "not-ready log line", nil, func(logs string) bool {
 		return strings.Contains(logs, "shutting down: not ready, still serving")
 	})
 	if status, body := s.do(t, http.MethodGet, "/readyz", "", ""); status != http.StatusServiceUnavailable {
@@ -363,7 +355,7 @@ func TestMaxConnsPerUser(t *testing.T) {
 	// Closing a feed frees its slot as soon as the server sees the client
 	// go, which it logs.
 	first.cancel()
-	s.stderr.waitFor(t, "log line of the closed feed", nil, func(logs string) bool {
+	s.stderr.WaitFor(t, "log line of the closed feed", nil, func(logs string) bool {
 		return strings.Contains(logs, "ended=client_left")
 	})
 	resp, cancel = s.openRaw(t, "token="+tok, nil)

@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/feedtest"
 )
 
 // testSecret is the HMAC secret every test server verifies with.
@@ -23,74 +20,24 @@ const testSecret = "test-secret-test-secret-test-secret-0123"
 
 // waitLong bounds every wait in these tests: generous, so a loaded CI
 // machine does not flake, and only reached when something is broken.
-const waitLong = 10 * time.Second
+const waitLong = feedtest.WaitLong
 
-// testServer is a feedd started through run() on a free loopback port.
+// testServer is a feedd under test: started through run() on a free
+// loopback port (startServer), or as a process (startProcess).
 type testServer struct {
 	base   string
 	dbPath string
 	signer *auth.Signer
-	stop   context.CancelFunc
-	done   chan error
 	stdout *syncBuffer
 	stderr *syncBuffer
+	// srv is the server started through run(), nil for a process.
+	srv *feedtest.Server
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer that tells waitFor about
-// each write.
-type syncBuffer struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	wrote chan struct{} // signalled after each write; made on first use
-}
+// syncBuffer is a server's stdout or stderr as the test sees it.
+type syncBuffer = feedtest.Buffer
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, err := b.buf.Write(p)
-	select {
-	case b.signal() <- struct{}{}:
-	default:
-	}
-	return n, err
-}
-
-// signal returns the channel writes are signalled on; b.mu is held.
-func (b *syncBuffer) signal() chan struct{} {
-	if b.wrote == nil {
-		b.wrote = make(chan struct{}, 1)
-	}
-	return b.wrote
-}
-
-// waitFor waits until what was written satisfies ok, woken by each write,
-// or fails the test after waitLong, or returns false early if stop fires.
-func (b *syncBuffer) waitFor(t *testing.T, what string, stop <-chan error, ok func(string) bool) bool {
-	t.Helper()
-	b.mu.Lock()
-	wrote := b.signal()
-	b.mu.Unlock()
-	timeout := time.NewTimer(waitLong)
-	defer timeout.Stop()
-	for !ok(b.String()) {
-		select {
-		case <-wrote:
-		case <-timeout.C:
-			t.Fatalf("no %s within %s; got:\n%s", what, waitLong, b)
-		case <-stop:
-			return false
-		}
-	}
-	return true
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var listenLine = regexp.MustCompile(`feedd listening on (https?://[^ ]+)`)
+var listenLine = feedtest.ListenLine
 
 // startServer runs feedd with a fresh database (or dbPath, when args name
 // one with --db) and waits until it listens.
@@ -103,41 +50,17 @@ func startServer(t *testing.T, args ...string) *testServer {
 		}
 	}
 	full := append([]string{"serve", "--db", dbPath, "--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)
-	env := map[string]string{"FEEDD_JWT_SECRET": testSecret}
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{dbPath: dbPath, stop: cancel, done: make(chan error, 1), stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	go func() { s.done <- run(ctx, full, func(k string) string { return env[k] }, s.stdout, s.stderr) }()
-
-	listening := func(out string) bool { return listenLine.MatchString(out) }
-	if !s.stdout.waitFor(t, "listening line", s.done, listening) {
-		t.Fatalf("feedd exited before listening\nstdout:\n%s\nstderr:\n%s", s.stdout, s.stderr)
-	}
-	s.base = listenLine.FindStringSubmatch(s.stdout.String())[1]
-	signer, err := auth.NewSigner([]byte(testSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.signer = signer
-	t.Cleanup(func() { s.shutdown(t) })
-	return s
+	srv := feedtest.Start(t, run, testSecret, map[string]string{"FEEDD_JWT_SECRET": testSecret}, full...)
+	return &testServer{base: srv.Base, dbPath: dbPath, signer: srv.Signer, stdout: srv.Stdout, stderr: srv.Stderr, srv: srv}
 }
+
+// stop asks the server to stop, as SIGTERM would.
+func (s *testServer) stop() { s.srv.Stop() }
 
 // shutdown stops the server as SIGTERM would and checks it exits cleanly.
 func (s *testServer) shutdown(t *testing.T) {
 	t.Helper()
-	s.stop()
-	select {
-	case err, ok := <-s.done:
-		if !ok {
-			return // the test already collected run's result
-		}
-		if err != nil {
-			t.Errorf("feedd exited with %v", err)
-		}
-		close(s.done)
-	case <-time.After(waitLong):
-		t.Errorf("feedd did not stop within %s", waitLong)
-	}
+	s.srv.Shutdown(t)
 }
 
 func (s *testServer) userToken(t *testing.T, sub string, ttl time.Duration) string {
@@ -222,115 +145,36 @@ func (s *testServer) post(t *testing.T, body string) []apiEvent {
 }
 
 // sseEvent is one event as a client parses it.
-type sseEvent struct {
-	ID, Type, Data string
-}
+type sseEvent = feedtest.Event
 
 // feedClient is an open /events stream read by a goroutine.
 type feedClient struct {
+	*feedtest.Feed
 	events chan sseEvent
 	ended  chan error // receives the reason the stream ended, then closes
-	cancel context.CancelFunc
 }
 
 // openFeed opens /events with query and header, checks for 200 and the
 // first retry field, and returns once the server has registered the feed.
 func (s *testServer) openFeed(t *testing.T, query string, header http.Header) *feedClient {
 	t.Helper()
-	resp, cancel := s.openRaw(t, query, header)
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		cancel()
-		t.Fatalf("GET /events?%s: %d %s", query, resp.StatusCode, b)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		t.Fatalf("Content-Type %q", ct)
-	}
-	f := &feedClient{events: make(chan sseEvent, 1024), ended: make(chan error, 1), cancel: cancel}
-	retried := make(chan struct{})
-	go f.read(resp.Body, retried)
-	select {
-	case <-retried:
-	case err := <-f.ended:
-		t.Fatalf("feed ended before its retry field: %v", err)
-	case <-time.After(waitLong):
-		t.Fatal("no retry field from /events")
-	}
-	t.Cleanup(cancel)
-	return f
+	f := feedtest.OpenFeed(t, s.base, query, header)
+	return &feedClient{Feed: f, events: f.Events, ended: f.Ended}
 }
 
 func (s *testServer) openRaw(t *testing.T, query string, header http.Header) (*http.Response, context.CancelFunc) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.base+"/events?"+query, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	return resp, func() { cancel(); resp.Body.Close() }
+	return feedtest.OpenRaw(t, s.base, query, header)
 }
 
-// read parses the stream the way a browser's EventSource does (for the
-// plain LF line endings feedd writes) until it ends.
-func (f *feedClient) read(body io.Reader, retried chan<- struct{}) {
-	sc := bufio.NewScanner(body)
-	var ev sseEvent
-	var data []string
-	hasData, sawRetry := false, false
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" {
-			if hasData {
-				ev.Data = strings.Join(data, "\n")
-				f.events <- ev
-			}
-			ev, data, hasData = sseEvent{ID: ev.ID}, nil, false
-			continue
-		}
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		name, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch name {
-		case "id":
-			ev.ID = value
-		case "event":
-			ev.Type = value
-		case "data":
-			data, hasData = append(data, value), true
-		case "retry":
-			if !sawRetry {
-				sawRetry = true
-				close(retried)
-			}
-		}
-	}
-	f.ended <- sc.Err()
-	close(f.ended)
-}
+// cancel closes the feed's connection.
+func (f *feedClient) cancel() { f.Cancel() }
 
 // next returns the next event, failing the test if none comes in time or
 // the stream ends.
 func (f *feedClient) next(t *testing.T) sseEvent {
 	t.Helper()
-	select {
-	case ev := <-f.events:
-		return ev
-	case err := <-f.ended:
-		t.Fatalf("feed ended (%v) while an event was expected", err)
-	case <-time.After(waitLong):
-		t.Fatal("no event within", waitLong)
-	}
-	return sseEvent{}
+	return f.Next(t)
 }
 
 // nextIDs reads n events and returns their ids.

@@ -632,7 +632,7 @@ func TestTokensNeverLeak(t *testing.T) {
 		}
 	}
 	// The access log line of the feed is written when the feed ends.
-	s.stderr.waitFor(t, "access log line for the feed", nil, hostileFeedLogged)
+	s.stderr.WaitFor(t, "access log line for the feed", nil, hostileFeedLogged)
 	logs := s.stderr.String()
 	if !strings.Contains(logs, "REDACTED") {
 		t.Errorf("no redacted token in the access log:\n%s", logs)

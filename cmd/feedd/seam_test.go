@@ -16,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/feedd/feedd/internal/feedtest"
 )
 
 // soak turns TestSeamUnderConcurrency into a longer run with more feeds:
@@ -424,8 +426,8 @@ func (sub *seamSub) run(ctx context.Context) error {
 			sub.early++
 			continue
 		}
-		f := &feedClient{events: make(chan sseEvent, 64), ended: make(chan error, 1), cancel: stop}
-		go f.read(resp.Body, make(chan struct{}))
+		read, _ := feedtest.Read(resp.Body, stop)
+		f := &feedClient{Feed: read, events: read.Events, ended: read.Ended}
 		err = sub.read(ctx, f)
 		stop()
 		for drained := false; !drained; { // let the reader goroutine exit

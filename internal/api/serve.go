@@ -36,7 +36,12 @@ func (s *Server) Serve(ln net.Listener, o Listen) error {
 	// otherwise keep their connections busy for ever.
 	srv.RegisterOnShutdown(s.closeFeeds)
 	s.mu.Lock()
-	s.srv = srv
+	if s.isDraining() {
+		// Shutdown came first and found no server to stop.
+		s.mu.Unlock()
+		return nil
+	}
+	s.srv = srv // Shutdown stops it, even before it serves
 	s.mu.Unlock()
 	var err error
 	if o.Certificate != nil {
@@ -56,7 +61,9 @@ func (s *Server) Serve(ln net.Listener, o Listen) error {
 // open feeds end (their clients reconnect and resume) and requests in
 // flight finish. Past ctx's deadline it closes what is left.
 func (s *Server) Shutdown(ctx context.Context, delay time.Duration) {
+	s.mu.Lock()
 	s.drain()
+	s.mu.Unlock()
 	if delay > 0 {
 		s.log.Info("shutting down: not ready, still serving", "for", delay)
 		wait := time.NewTimer(delay)

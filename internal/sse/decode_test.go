@@ -3,6 +3,7 @@ package sse
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -177,15 +178,24 @@ func TestNewDecoderKeepsBufioReader(t *testing.T) {
 	}
 }
 
+// responseWriter is an http.ResponseWriter as a Writer (internal/api has
+// the real one).
+type responseWriter struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (r responseWriter) Write(p []byte) (int, error)        { return r.w.Write(p) }
+func (r responseWriter) Flush() error                       { return r.rc.Flush() }
+func (r responseWriter) SetWriteDeadline(t time.Time) error { return r.rc.SetWriteDeadline(t) }
+
 // TestDecoderHTTP reads a Stream over HTTP/1.1 and HTTP/2 the way a test
 // client reads a feed: ids, types and data, the retry field, heartbeats.
 func TestDecoderHTTP(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := NewStream(w, r, time.Second)
-		if err != nil {
-			t.Errorf("NewStream: %v", err)
-			return
-		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		s := NewStream(responseWriter{w: w, rc: http.NewResponseController(w)}, time.Second)
 		for _, write := range []func() error{
 			func() error { return s.Send(Event{Retry: 3 * time.Second}) },
 			func() error { return s.Comment("") },
@@ -214,8 +224,18 @@ func TestDecoderHTTP(t *testing.T) {
 		} else {
 			ts.Start()
 		}
-		resp := get(t, ts)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // a missing flush fails, not hangs
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+"/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := ts.Client().Do(req)
+		if err != nil {
+			t.Fatalf("GET /events: %v", err)
+		}
 		got, _, err := decodeTrace(resp.Body, decodeBufSize)
+		resp.Body.Close()
+		cancel()
 		if err != io.EOF || len(got) != len(want) {
 			t.Fatalf("HTTP/2 %v: read %+v, %v; want %+v, io.EOF", http2, got, err, want)
 		}
