@@ -1,6 +1,6 @@
-// Package auth verifies and mints the JWTs that feedd accepts, and provides
-// the HTTP middleware that puts a verified token's claims in the request
-// context.
+// Package auth verifies and mints the JWTs that feedd accepts, and finds
+// the token of a request. It returns errors; internal/api decides how a
+// request without a usable token is answered.
 //
 // The algorithms a [Verifier] accepts are pinned to its key type: HS256/384/512
 // for a secret, RS*/PS* for an RSA key, the curve's own ES* for an ECDSA key
