@@ -50,16 +50,19 @@ type config struct {
 	logFormat       string
 	logLevel        string
 	sync            string
-	shutdownDelay   time.Duration
-	maxFeeds        int
-	maxBodyBytes    int64
-	maxDataBytes    int
-	maxUsers        int
-	maxTokenBytes   int
-	maxHeaderBytes  int
-	readHeader      time.Duration
-	readTimeout     time.Duration
-	idleTimeout     time.Duration
+	// PostgreSQL's pool (see --db-max-conns, --db-connect-timeout).
+	dbMaxConns       int
+	dbConnectTimeout time.Duration
+	shutdownDelay    time.Duration
+	maxFeeds         int
+	maxBodyBytes     int64
+	maxDataBytes     int
+	maxUsers         int
+	maxTokenBytes    int
+	maxHeaderBytes   int
+	readHeader       time.Duration
+	readTimeout      time.Duration
+	idleTimeout      time.Duration
 
 	// Set by check: --cors-origins as a browser writes them, and the
 	// certificate loaded from --tls-cert and --tls-key.
@@ -82,7 +85,7 @@ func (c *config) secretFlags(fs *flag.FlagSet) {
 // serveFlagSet returns the flags of feedd serve, bound to c.
 func (c *config) serveFlagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	c.dbFlag(fs, "SQLite database file (created and migrated if missing)")
+	c.dbFlag(fs, "SQLite database file (created and migrated if missing), or a PostgreSQL URL postgres://USER:PASSWORD@HOST:PORT/DB (migrated if needed) that many feedd processes may share")
 	c.secretFlags(fs)
 	c.serveFlags(fs)
 	return fs
@@ -93,7 +96,9 @@ func (c *config) serveFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.jwtPublicKey, "jwt-public-key", "", "PEM public key (RSA, ECDSA or Ed25519), as a file path or the PEM text, to verify tokens minted elsewhere")
 	fs.StringVar(&c.jwtIssuer, "jwt-issuer", "", "if set, tokens must carry this iss")
 	fs.StringVar(&c.jwtAudience, "jwt-audience", "", "if set, tokens must carry this aud")
-	fs.StringVar(&c.sync, "sync", "normal", "durability of a commit: normal (survives a crash of feedd) or full (also survives power loss; an fsync per commit)")
+	fs.StringVar(&c.sync, "sync", "normal", "durability of a commit with SQLite: normal (survives a crash of feedd) or full (also survives power loss; an fsync per commit)")
+	fs.IntVar(&c.dbMaxConns, "db-max-conns", 10, "with PostgreSQL: most connections this process opens to the database (one more listens for new rows)")
+	fs.DurationVar(&c.dbConnectTimeout, "db-connect-timeout", 5*time.Second, "with PostgreSQL: how long opening a connection may take before the database counts as unreachable")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "address to listen on")
@@ -225,8 +230,14 @@ func (c *config) check() error {
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return usagef("--tls-cert and --tls-key go together: set both or neither")
 	}
-	if err := checkDBDir(c.db); err != nil {
+	if err := c.checkDB(); err != nil {
 		return err
+	}
+	if c.dbMaxConns < 2 {
+		return usagef("--db-max-conns must be at least 2")
+	}
+	if c.dbConnectTimeout <= 0 {
+		return usagef("--db-connect-timeout must be a positive duration such as 5s")
 	}
 	origins, err := parseOrigins(c.corsOrigins)
 	if err != nil {

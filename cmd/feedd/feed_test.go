@@ -297,7 +297,7 @@ func TestShutdownEndsFeedsCleanly(t *testing.T) {
 		t.Fatal("feed still open after shutdown")
 	}
 	s.shutdown(t) // fails the test unless run returns nil in time
-	if info, err := os.Stat(s.dbPath + "-wal"); err == nil && info.Size() > 0 {
+	if info, err := os.Stat(s.dbPath + "-wal"); !onPostgres() && err == nil && info.Size() > 0 {
 		t.Fatalf("WAL holds %d bytes after shutdown; want it checkpointed", info.Size())
 	}
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
 	"github.com/feedd/feedd/internal/feedtest"
 )
 
@@ -39,15 +41,50 @@ type syncBuffer = feedtest.Buffer
 
 var listenLine = feedtest.ListenLine
 
+// storeEnv names the variable that runs these tests on another store:
+// FEEDD_TEST_STORE=postgres runs every test that is not about the SQLite
+// file on a fresh PostgreSQL database (see feedtest.PostgresURL). .ci/run
+// runs the package once on each store.
+const storeEnv = "FEEDD_TEST_STORE"
+
+// onPostgres reports whether the tests run on PostgreSQL.
+func onPostgres() bool { return os.Getenv(storeEnv) == "postgres" }
+
+// sqliteOnly skips a test that is about the SQLite file itself when the
+// tests run on PostgreSQL.
+func sqliteOnly(t *testing.T) {
+	t.Helper()
+	if onPostgres() {
+		t.Skip("about the SQLite file: runs on the SQLite store only")
+	}
+}
+
+// freshDB returns a new database for a server: an SQLite file, or on
+// PostgreSQL the URL of a new database.
+func freshDB(t *testing.T) string {
+	t.Helper()
+	if onPostgres() {
+		return feedtest.PostgresURL(t)
+	}
+	return filepath.Join(t.TempDir(), "feedd.db")
+}
+
 // startServer runs feedd with a fresh database (or dbPath, when args name
-// one with --db) and waits until it listens.
+// one with --db) and waits until it listens. A test that names an SQLite
+// file is about the file, and is skipped on PostgreSQL.
 func startServer(t *testing.T, args ...string) *testServer {
 	t.Helper()
-	dbPath := filepath.Join(t.TempDir(), "feedd.db")
+	dbPath := ""
 	for i, a := range args {
 		if a == "--db" && i+1 < len(args) {
 			dbPath = args[i+1]
 		}
+	}
+	if dbPath != "" && !db.IsPostgresURL(dbPath) {
+		sqliteOnly(t)
+	}
+	if dbPath == "" {
+		dbPath = freshDB(t)
 	}
 	full := append([]string{"serve", "--db", dbPath, "--addr", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	srv := feedtest.Start(t, run, testSecret, map[string]string{"FEEDD_JWT_SECRET": testSecret}, full...)

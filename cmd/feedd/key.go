@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
 )
 
 // clockLeeway is how far token clocks may drift from ours.
@@ -64,6 +65,8 @@ func (c *config) keys(stdout io.Writer, warn func(string), generate bool) (*auth
 		if secret, err = readSecret(c.jwtSecretFile, warn); err != nil {
 			return nil, nil, usagef("%s: %v", setting, err)
 		}
+	case db.IsPostgresURL(c.db):
+		return nil, nil, usagef("with a PostgreSQL --db, set --jwt-secret, --jwt-secret-file or --jwt-public-key: every feedd process on the database must verify tokens with the same key")
 	default:
 		path := c.db + ".secret"
 		setting = path

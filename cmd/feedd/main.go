@@ -114,7 +114,7 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 	if getenv(envName("jwt-public-key")) != "" {
 		return usagef("%s is set, so feedd serve verifies tokens with that public key: mint them where its private key lives", envName("jwt-public-key"))
 	}
-	if err := checkDBDir(c.db); err != nil {
+	if err := c.checkDB(); err != nil {
 		return err
 	}
 	warn := func(msg string) { fmt.Fprintf(stderr, "feedd: warning: %s\n", msg) }
@@ -132,13 +132,13 @@ func token(args []string, getenv func(string) string, stdout, stderr io.Writer) 
 
 // migrate shows or applies the embedded migrations.
 func migrate(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	const usage = "feedd migrate status|up [--db FILE]\n\n" +
+	const usage = "feedd migrate status|up [--db FILE|URL]\n\n" +
 		"status lists the embedded migrations and whether each is applied; up applies\n" +
 		"the pending ones (feedd serve also does at start-up). Either refuses a\n" +
 		"database that a newer feedd has migrated."
 	var c config
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	c.dbFlag(fs, "SQLite database file")
+	c.dbFlag(fs, "SQLite database file, or PostgreSQL URL")
 	action := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		action, args = args[0], args[1:]
@@ -152,12 +152,15 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		check = checkDBExists
 	case "up":
 	default:
-		return usagef("usage: feedd migrate status|up [--db FILE]")
+		return usagef("usage: feedd migrate status|up [--db FILE|URL]")
 	}
-	if err := check(c.db); err != nil {
-		return err
+	if !db.IsPostgresURL(c.db) {
+		if err := check(c.db); err != nil {
+			return err
+		}
 	}
-	store, err := db.Open(ctx, c.db, db.Options{})
+	c.dbMaxConns, c.dbConnectTimeout = 2, 5*time.Second
+	store, err := openStore(ctx, c, false)
 	if err != nil {
 		return err
 	}
@@ -167,7 +170,7 @@ func migrate(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "applied %d migration(s) to %s\n", n, c.db)
+		fmt.Fprintf(stdout, "applied %d migration(s) to %s\n", n, c.dbName())
 		return nil
 	}
 	ms, err := store.Migrations(ctx)
@@ -200,6 +203,9 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 		return usagef("usage: feedd backup [--db FILE] PATH (PATH must not exist yet)")
 	}
 	dst := fs.Arg(0)
+	if db.IsPostgresURL(c.db) {
+		return usagef("--db is a PostgreSQL database: back it up with pg_dump (see docs/deploy.md)")
+	}
 	if _, err := os.Stat(dst); err == nil {
 		return usagef("%s already exists; choose a new path", dst)
 	}

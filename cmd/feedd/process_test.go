@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/db"
 )
 
 // beFeeddEnv makes the test binary run feedd's main instead of the tests,
@@ -54,6 +55,9 @@ type proc struct {
 // process is killed at the end of the test if it is still running.
 func startProcess(t *testing.T, dbPath string, args ...string) *proc {
 	t.Helper()
+	if !db.IsPostgresURL(dbPath) {
+		sqliteOnly(t)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/feedd/feedd/internal/api"
 	"github.com/feedd/feedd/internal/auth"
-	"github.com/feedd/feedd/internal/db"
 	"github.com/feedd/feedd/internal/feed"
 )
 
@@ -54,7 +53,7 @@ type app struct {
 	log    *slog.Logger
 	signer *auth.Signer
 	ln     net.Listener
-	store  *db.DB
+	store  store
 	engine *feed.Engine
 	api    *api.Server
 }
@@ -70,7 +69,7 @@ func newApp(ctx context.Context, c config, log *slog.Logger, stdout io.Writer) (
 	if err != nil {
 		return nil, usagef("--addr %s: %v", c.addr, err)
 	}
-	store, err := db.Open(ctx, c.db, db.Options{Synchronous: c.sync, ManualCheckpoints: true, MaxDataBytes: int64(c.maxDataBytes)})
+	store, err := openStore(ctx, c, true)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -80,7 +79,7 @@ func newApp(ctx context.Context, c config, log *slog.Logger, stdout io.Writer) (
 		a.close()
 		return nil, err
 	} else if n > 0 {
-		log.Info("applied migrations", "count", n, "db", c.db)
+		log.Info("applied migrations", "count", n, "db", c.dbName())
 	}
 	metrics := api.NewMetrics()
 	a.engine = feed.NewEngine(store, feed.Options{
@@ -130,7 +129,7 @@ func (a *app) run(ctx context.Context, stdout io.Writer) error {
 	}
 	// One write, so that a reader never sees the first line alone.
 	io.WriteString(stdout, banner(scheme, a.ln.Addr().String(), a.c, a.signer))
-	a.log.Info("feedd started", "addr", a.ln.Addr().String(), "db", a.c.db, "tls", a.c.certificate != nil)
+	a.log.Info("feedd started", "addr", a.ln.Addr().String(), "db", a.c.dbName(), "tls", a.c.certificate != nil)
 
 	select {
 	case err := <-served:
@@ -160,7 +159,7 @@ func (a *app) close() {
 func banner(scheme, addr string, c config, signer *auth.Signer) string {
 	base := scheme + "://" + dialable(addr)
 	var b strings.Builder
-	fmt.Fprintf(&b, "feedd listening on %s (database %s)\n", base, c.db)
+	fmt.Fprintf(&b, "feedd listening on %s (database %s)\n", base, c.dbName())
 	if signer == nil {
 		b.WriteString("Tokens are verified with --jwt-public-key; mint them where the private key lives.\n")
 		return b.String()

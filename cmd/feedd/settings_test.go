@@ -139,7 +139,7 @@ func TestBackupOfAMissingDatabaseCreatesNothing(t *testing.T) {
 // newestMigration is the highest version among the embedded migrations.
 func newestMigration(t *testing.T) int64 {
 	t.Helper()
-	names, err := fs.Glob(migrations.FS, "*.sql")
+	names, err := fs.Glob(migrations.SQLite(), "*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,9 +283,9 @@ func TestHelp(t *testing.T) {
 	}{
 		{[]string{"token", "--help"}, "Usage: feedd token (--sub USER | --admin)",
 			[]string{"admin", "db", "jwt-audience", "jwt-issuer", "jwt-secret", "jwt-secret-file", "sub", "ttl"}},
-		{[]string{"migrate", "--help"}, "Usage: feedd migrate status|up [--db FILE]\n", []string{"db"}},
-		{[]string{"migrate", "status", "--help"}, "Usage: feedd migrate status|up [--db FILE]\n", []string{"db"}},
-		{[]string{"migrate", "up", "-h"}, "Usage: feedd migrate status|up [--db FILE]\n", []string{"db"}},
+		{[]string{"migrate", "--help"}, "Usage: feedd migrate status|up [--db FILE|URL]\n", []string{"db"}},
+		{[]string{"migrate", "status", "--help"}, "Usage: feedd migrate status|up [--db FILE|URL]\n", []string{"db"}},
+		{[]string{"migrate", "up", "-h"}, "Usage: feedd migrate status|up [--db FILE|URL]\n", []string{"db"}},
 		{[]string{"backup", "--help"}, "Usage: feedd backup [--db FILE] PATH\n", []string{"db"}},
 		{[]string{"version", "--help"}, "Usage: feedd version\n", nil},
 	} {

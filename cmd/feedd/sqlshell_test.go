@@ -29,6 +29,7 @@ func sqliteShell(t *testing.T) string {
 // database: every row is delivered as README says, with a created_at of
 // now, and a row the API would refuse is refused.
 func TestREADMESQLWorksWithTheSQLiteShell(t *testing.T) {
+	sqliteOnly(t)
 	shell := sqliteShell(t)
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {

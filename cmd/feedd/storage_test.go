@@ -308,6 +308,7 @@ func corruptPages(t *testing.T, path string, from, to float64) {
 // retry an error status; it would reopen a stream that ends for ever), and
 // so does the history it cannot read.
 func TestStorageFaultUnreadablePages(t *testing.T) {
+	sqliteOnly(t)
 	s := startServer(t)
 	var b strings.Builder
 	b.WriteString(`{"notifications":[`)

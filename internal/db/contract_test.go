@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/feedd/feedd/internal/feedtest"
 )
 
 // contractStore is what feedd's engine needs of a log, with the signatures
@@ -29,7 +31,10 @@ type contractStore interface {
 	Health() error
 }
 
-var _ contractStore = (*DB)(nil)
+var (
+	_ contractStore = (*DB)(nil)
+	_ contractStore = (*PG)(nil)
+)
 
 // contractOptions is what the suite may ask of a store it opens.
 type contractOptions struct {
@@ -82,6 +87,34 @@ func TestSQLiteStoreContract(t *testing.T) {
 			}
 		}
 		return storeUnderTest{contractStore: d, insertRaw: insertRaw}
+	})
+}
+
+func TestPostgresStoreContract(t *testing.T) {
+	feedtest.PostgresURL(t) // skips, outside CI, without a server
+	testStoreContract(t, func(t *testing.T, opts contractOptions) storeUnderTest {
+		t.Helper()
+		ctx := context.Background()
+		url := feedtest.PostgresURL(t)
+		pg, err := OpenPostgres(ctx, url, PGOptions{MaxDataBytes: opts.MaxDataBytes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pg.Close() })
+		if _, err := pg.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		insertRaw := func(userID, typ, data string) {
+			t.Helper()
+			var user any
+			if userID != "" {
+				user = userID
+			}
+			if _, err := pg.pool.Exec(ctx, "INSERT INTO events (user_id, type, data) VALUES ($1, $2, $3)", user, typ, data); err != nil {
+				t.Fatalf("insert a row with SQL: %v", err)
+			}
+		}
+		return storeUnderTest{contractStore: pg, insertRaw: insertRaw}
 	})
 }
 

@@ -233,7 +233,7 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 func (db *DB) provider() (*goose.Provider, error) {
-	p, err := goose.NewProvider(goose.DialectSQLite3, db.w, migrations.FS)
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.w, migrations.SQLite())
 	if err != nil {
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
@@ -247,10 +247,12 @@ func (db *DB) CheckVersion(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return db.checkVersion(ctx, p)
+	return checkVersion(ctx, p, db.path)
 }
 
-func (db *DB) checkVersion(ctx context.Context, p *goose.Provider) error {
+// checkVersion fails with ErrNewerSchema when the database p migrates,
+// named name, records a migration newer than the newest p embeds.
+func checkVersion(ctx context.Context, p *goose.Provider, name string) error {
 	current, err := p.GetDBVersion(ctx)
 	if err != nil {
 		return fmt.Errorf("read schema version: %w", err)
@@ -260,7 +262,7 @@ func (db *DB) checkVersion(ctx context.Context, p *goose.Provider) error {
 		known = max(known, s.Version)
 	}
 	if current > known {
-		return fmt.Errorf("database %s is at schema version %d, newer than this feedd knows (%d): %w", db.path, current, known, ErrNewerSchema)
+		return fmt.Errorf("database %s is at schema version %d, newer than this feedd knows (%d): %w", name, current, known, ErrNewerSchema)
 	}
 	return nil
 }
@@ -273,7 +275,7 @@ func (db *DB) Migrate(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := db.checkVersion(ctx, p); err != nil {
+	if err := checkVersion(ctx, p, db.path); err != nil {
 		return 0, err
 	}
 	res, err := p.Up(ctx)
@@ -297,6 +299,12 @@ func (db *DB) Migrations(ctx context.Context) ([]Migration, error) {
 	if err != nil {
 		return nil, err
 	}
+	return migrationStates(ctx, p)
+}
+
+// migrationStates lists the migrations p embeds and whether each was
+// applied.
+func migrationStates(ctx context.Context, p *goose.Provider) ([]Migration, error) {
 	st, err := p.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("migration status: %w", err)

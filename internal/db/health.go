@@ -25,6 +25,9 @@ const (
 	FaultDiskFull   Fault = "disk full"
 	FaultMissing    Fault = "missing"
 	FaultUnreadable Fault = "unreadable"
+	// FaultUnreachable is a PostgreSQL server that is down, restarting
+	// or out of reach.
+	FaultUnreachable Fault = "unreachable"
 )
 
 // StorageError is a failure caused by the storage under the database rather

@@ -91,16 +91,25 @@ func replay(evs []NewEvent, answer []byte) ([]Event, error) {
 	return out, nil
 }
 
-// keepOnce stores what p created under its key inside tx and deletes a few
-// expired keys.
-func keepOnce(ctx context.Context, tx *sql.Tx, p *Publish, now time.Time) error {
+// keptAnswer encodes what is kept of p, created at now.
+func keptAnswer(p *Publish, now time.Time) ([]byte, error) {
 	k := kept{IDs: make([]int64, len(p.Created)), CreatedAt: now.UnixMilli()}
 	for i, e := range p.Created {
 		k.IDs[i] = e.ID
 	}
 	answer, err := json.Marshal(k)
 	if err != nil {
-		return fmt.Errorf("keep idempotency key: %w", err)
+		return nil, fmt.Errorf("keep idempotency key: %w", err)
+	}
+	return answer, nil
+}
+
+// keepOnce stores what p created under its key inside tx and deletes a few
+// expired keys.
+func keepOnce(ctx context.Context, tx *sql.Tx, p *Publish, now time.Time) error {
+	answer, err := keptAnswer(p, now)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx,
 		"INSERT OR REPLACE INTO idempotency_keys (key, request_hash, response, created_at) VALUES (?, ?, ?, ?)",

@@ -16,7 +16,7 @@ import (
 // newestEmbedded is the highest version among the embedded migrations.
 func newestEmbedded(t *testing.T) int64 {
 	t.Helper()
-	names, err := fs.Glob(migrations.FS, "*.sql")
+	names, err := fs.Glob(migrations.SQLite(), "*.sql")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,13 @@ type Options struct {
 	Now func() time.Time
 }
 
+// listener is a store that can tell the engine at once when another
+// process committed rows (PostgreSQL's LISTEN/NOTIFY); the tailer's poll
+// stays the safety net for wake-ups that are lost.
+type listener interface {
+	Listen(ctx context.Context, wake func())
+}
+
 // upkeepEvery is how often the engine runs the store's upkeep (see
 // Store.Maintain).
 const upkeepEvery = time.Second
@@ -97,6 +104,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.wg.Go(func() { e.tailer.run(ctx, last) })
 	e.wg.Go(func() { e.committer.run(ctx) })
 	e.wg.Go(func() { e.upkeep(ctx) })
+	if l, ok := e.store.(listener); ok {
+		e.wg.Go(func() { l.Listen(ctx, e.tailer.wakeUp) })
+	}
 	if e.opts.Retention > 0 {
 		e.wg.Go(func() { prune(ctx, e.store, e.opts.Retention, e.now, e.log) })
 	}
