@@ -1,0 +1,84 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/feedd/feedd/internal/feedtest"
+)
+
+// TestPostgresWakesOtherProcesses runs two servers on one PostgreSQL
+// database with a poll interval far longer than the test: a notification
+// posted through one reaches a feed on the other at once, woken by
+// LISTEN/NOTIFY, and a feed resumes on either with the same events.
+func TestPostgresWakesOtherProcesses(t *testing.T) {
+	url := feedtest.PostgresURL(t)
+	a := startServer(t, "--db", url, "--poll-interval", "1h")
+	b := startServer(t, "--db", url, "--poll-interval", "1h")
+	onB := b.openFeed(t, "token="+b.userToken(t, "alice", time.Hour), nil)
+	posted := a.post(t, `{"user":"alice","data":"through a"}`)[0]
+	// Within waitLong, far less than an hour's poll: b was woken.
+	if got := onB.nextIDs(t, 1); got[0] != posted.ID {
+		t.Fatalf("the feed on b got %v, want %d", got, posted.ID)
+	}
+	also := b.post(t, `{"broadcast":true,"data":"through b"}`)[0]
+	for _, s := range []*testServer{a, b} {
+		f := s.openFeed(t, "token="+s.userToken(t, "alice", time.Hour)+"&last_event_id=0", nil)
+		if got := f.nextIDs(t, 2); got[0] != posted.ID || got[1] != also.ID {
+			t.Fatalf("resumed on %s the feed got %v, want %d and %d", s.base, got, posted.ID, also.ID)
+		}
+	}
+	for _, s := range []*testServer{a, b} {
+		if status, body := s.do(t, http.MethodGet, "/admin/notifications", s.adminToken(t), ""); status != http.StatusOK ||
+			!strings.Contains(string(body), "through a") || !strings.Contains(string(body), "through b") {
+			t.Fatalf("%s lists %d %s, want both notifications", s.base, status, body)
+		}
+	}
+}
+
+// TestPostgresPasswordNeverShows starts feedd on PostgreSQL with the right
+// password and with a wrong one: the banner and the logs never show it, and
+// refused credentials are one line, exit 2, without it.
+func TestPostgresPasswordNeverShows(t *testing.T) {
+	url := feedtest.PostgresURL(t)
+	password := passwordOf(t, url)
+	s := startServer(t, "--db", url)
+	s.post(t, `{"user":"alice","data":"x"}`)
+	s.shutdown(t)
+	for name, out := range map[string]string{"stdout": s.stdout.String(), "stderr": s.stderr.String()} {
+		if strings.Contains(out, password) {
+			t.Errorf("the password is in feedd's %s:\n%s", name, out)
+		}
+	}
+	wrong := strings.Replace(url, ":"+password+"@", ":not-"+password+"@", 1)
+	code, stdout, stderr := runCmd(t, map[string]string{"FEEDD_JWT_SECRET": testSecret}, "serve", "--db", wrong, "--addr", "127.0.0.1:0")
+	if code != 2 || strings.Count(stderr, "\n") != 1 || stdout != "" {
+		t.Fatalf("wrong password: exit %d, stdout %q, stderr %q; want exit 2 and one line", code, stdout, stderr)
+	}
+	if strings.Contains(stderr, password) {
+		t.Fatalf("the refused password is in the error: %q", stderr)
+	}
+	for _, cmd := range [][]string{{"migrate", "status", "--db", wrong}, {"migrate", "up", "--db", wrong}} {
+		if code, _, stderr := runCmd(t, nil, cmd...); code == 0 || strings.Contains(stderr, password) {
+			t.Fatalf("feedd %s: exit %d, stderr %q; want a failure without the password", cmd[:2], code, stderr)
+		}
+	}
+	if code, _, stderr := runCmd(t, nil, "backup", "--db", url, t.TempDir()+"/x.db"); code != 2 || !strings.Contains(stderr, "pg_dump") {
+		t.Fatalf("backup of a PostgreSQL database: exit %d, %q; want exit 2 naming pg_dump", code, stderr)
+	}
+}
+
+// passwordOf returns the password of a PostgreSQL URL, failing the test
+// when there is none (the test server has one).
+func passwordOf(t *testing.T, rawURL string) string {
+	t.Helper()
+	_, rest, _ := strings.Cut(rawURL, "://")
+	userinfo, _, ok := strings.Cut(rest, "@")
+	_, password, hasPassword := strings.Cut(userinfo, ":")
+	if !ok || !hasPassword || password == "" {
+		t.Fatalf("the test server's URL has no password")
+	}
+	return password
+}
