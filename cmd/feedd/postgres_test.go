@@ -2,6 +2,8 @@ package main
 
 import (
 	"net/http"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,4 +83,63 @@ func passwordOf(t *testing.T, rawURL string) string {
 		t.Fatalf("the test server's URL has no password")
 	}
 	return password
+}
+
+// ownCluster starts a PostgreSQL cluster of the test's own with
+// scripts/postgres.sh, so that the test can stop and restart it, and
+// returns its directory and URL. It needs the server's binaries (and, as
+// root, the postgres user); without them it skips, except in CI.
+func ownCluster(t *testing.T) (dir, url string) {
+	t.Helper()
+	feedtest.PostgresURL(t) // skips, outside CI, where there is no PostgreSQL
+	dir = filepath.Join(openTempDir(t), "cluster")
+	out, err := exec.Command("../../scripts/postgres.sh", "start", dir).Output()
+	if err != nil {
+		t.Fatalf("scripts/postgres.sh start: %v", err)
+	}
+	t.Cleanup(func() { exec.Command("../../scripts/postgres.sh", "stop", dir).Run() })
+	return dir, strings.TrimSpace(string(out))
+}
+
+// TestPostgresRestartUnderRunningFeedd stops PostgreSQL under a running
+// feedd and starts it again: meanwhile publishes answer 503 with a JSON
+// error and /readyz 503, the process keeps running and its feed stays
+// open; afterwards everything goes on, with nothing lost and no restart.
+func TestPostgresRestartUnderRunningFeedd(t *testing.T) {
+	dir, url := ownCluster(t)
+	s := startServer(t, "--db", url, "--db-connect-timeout", "1s")
+	f := s.openFeed(t, "token="+s.userToken(t, "alice", time.Hour), nil)
+	before := s.post(t, `{"user":"alice","data":"before"}`)[0]
+	if got := f.nextIDs(t, 1); got[0] != before.ID {
+		t.Fatalf("feed got %v, want %d", got, before.ID)
+	}
+
+	if out, err := exec.Command("../../scripts/postgres.sh", "stop", dir).CombinedOutput(); err != nil {
+		t.Fatalf("stop PostgreSQL: %v %s", err, out)
+	}
+	status, body := postData(t, s, "while down")
+	storageError(t, "a publish while PostgreSQL is down", status, body, "cannot be reached")
+	status, body = s.do(t, http.MethodGet, "/readyz", "", "")
+	storageError(t, "/readyz while PostgreSQL is down", status, body, "cannot be reached")
+	select {
+	case err := <-f.ended:
+		t.Fatalf("the feed ended while the database was down: %v", err)
+	default:
+	}
+
+	if out, err := exec.Command("../../scripts/postgres.sh", "restart", dir).CombinedOutput(); err != nil {
+		t.Fatalf("restart PostgreSQL: %v %s", err, out)
+	}
+	waitReady(t, s, http.StatusOK)
+	after := s.post(t, `{"user":"alice","data":"after"}`)[0]
+	if got := f.nextIDs(t, 1); got[0] != after.ID {
+		t.Fatalf("after the restart the feed got %v, want %d", got, after.ID)
+	}
+	var datas []string
+	for _, e := range s.allEvents(t) {
+		datas = append(datas, string(e.Data))
+	}
+	if strings.Join(datas, " ") != `"before" "after"` {
+		t.Fatalf("the log holds %v, want only what was answered 201", datas)
+	}
 }

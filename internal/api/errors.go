@@ -80,6 +80,8 @@ func storageMessage(f db.Fault) string {
 		return "the database is read-only: let feedd write to the database file and its directory; it recovers by itself, retry later"
 	case db.FaultDiskFull:
 		return "the disk holding the database is full: free some space; feedd recovers by itself, retry later"
+	case db.FaultUnreachable:
+		return "the database cannot be reached: check that PostgreSQL is up and reachable from feedd; feedd recovers by itself, retry later"
 	case db.FaultMissing:
 		return "the database file is missing or was replaced under the server: put it back (restore it); feedd recovers by itself, retry later"
 	}

@@ -26,6 +26,9 @@ type tailer struct {
 	// committed carries rows this process has just committed, in commit
 	// order (see handOver).
 	committed chan []db.Event
+	// failing is set while reads fail, so that a database that is down
+	// is logged once, not at every poll.
+	failing bool
 }
 
 func newTailer(store Store, hub *hub, interval time.Duration, log *slog.Logger, m Metrics) *tailer {
@@ -76,18 +79,23 @@ func (t *tailer) run(ctx context.Context, cursor int64) {
 }
 
 // poll dispatches every row after cursor and returns the new cursor. On a
-// database error it logs and leaves the cursor where the last good read
-// left it, so the next poll retries.
+// database error it leaves the cursor where the last good read left it, so
+// the next poll retries, and logs the first failure and the recovery.
 func (t *tailer) poll(ctx context.Context, cursor int64) int64 {
 	start, read := time.Now(), 0
 	defer func() { t.metrics.Polled(time.Since(start), read) }()
 	for {
 		rows, err := t.store.Tail(ctx, cursor, tailPage)
 		if err != nil {
-			if ctx.Err() == nil {
-				t.log.Error("tailer read failed; retrying at the next poll", "after", cursor, "err", err)
+			if ctx.Err() == nil && !t.failing {
+				t.log.Error("tailer read failed; retrying at every poll", "after", cursor, "err", err)
 			}
+			t.failing = ctx.Err() == nil
 			return cursor
+		}
+		if t.failing {
+			t.log.Info("tailer reads again", "after", cursor)
+			t.failing = false
 		}
 		if len(rows) == 0 {
 			return cursor
