@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +142,38 @@ func TestPostgresRestartUnderRunningFeedd(t *testing.T) {
 	}
 	if strings.Join(datas, " ") != `"before" "after"` {
 		t.Fatalf("the log holds %v, want only what was answered 201", datas)
+	}
+}
+
+// TestPostgresDuplicatesOnTwoProcessesCreateOnce sends the same keyed
+// publish to two processes on one database at once: exactly one creates,
+// and every try gets its answer.
+func TestPostgresDuplicatesOnTwoProcessesCreateOnce(t *testing.T) {
+	url := feedtest.PostgresURL(t)
+	servers := []*testServer{startServer(t, "--db", url), startServer(t, "--db", url)}
+	const tries = 16
+	answers := make([]string, tries)
+	statuses := make([]int, tries)
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() {
+			statuses[i], answers[i] = servers[i%2].postKeyed(t, "/admin/notifications/batch", "same",
+				`{"notifications":[{"users":["a","b"],"data":"x"},{"broadcast":true,"data":"y"}]}`)
+		})
+	}
+	wg.Wait()
+	for i := range tries {
+		if statuses[i] != http.StatusCreated || answers[i] != answers[0] {
+			t.Fatalf("try %d: %d %s, want 201 and %s", i, statuses[i], answers[i], answers[0])
+		}
+	}
+	for _, s := range servers {
+		if n := s.countEvents(t); n != 3 {
+			t.Fatalf("%d concurrent duplicates on two processes created %d events, want 3", tries, n)
+		}
+	}
+	code, out, stderr := runCmd(t, nil, "migrate", "status", "--db", url)
+	if code != 0 || !strings.Contains(out, "00001") || !strings.Contains(out, "applied") {
+		t.Fatalf("migrate status on PostgreSQL: exit %d %q %q", code, out, stderr)
 	}
 }

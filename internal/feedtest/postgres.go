@@ -20,7 +20,7 @@ const PostgresEnv = "FEEDD_TEST_POSTGRES"
 // FEEDD_TEST_POSTGRES names, dropped at the end of the test. Without the
 // variable the test is skipped, except with CI=true, where it fails: CI
 // must run every PostgreSQL test.
-func PostgresURL(t *testing.T) string {
+func PostgresURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv(PostgresEnv)
 	if base == "" {
