@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -24,6 +25,9 @@ type latencyBench struct {
 	publishers int
 	inflight   int
 	tail       time.Duration
+	// publishVia is another feedd on the same database to publish
+	// through, "" for the target itself.
+	publishVia string
 }
 
 func (b *latencyBench) flags(fs *flag.FlagSet) {
@@ -34,6 +38,7 @@ func (b *latencyBench) flags(fs *flag.FlagSet) {
 	fs.IntVar(&b.publishers, "publishers", 4, "goroutines sharing the publishing schedule")
 	fs.IntVar(&b.inflight, "inflight", 200, "feeds being opened at once")
 	fs.DurationVar(&b.tail, "tail", 10*time.Second, "after the last publish, wait at most this long for the last deliveries")
+	fs.StringVar(&b.publishVia, "publish-via", "", "with --server: publish through this other feedd (URL) on the same database, so that events cross processes")
 }
 
 func (b *latencyBench) check() error {
@@ -58,7 +63,7 @@ func (b *latencyBench) check() error {
 func (b *latencyBench) openFiles() int { return b.feeds + b.publishers }
 
 func (b *latencyBench) params() map[string]any {
-	return map[string]any{"feeds": b.feeds, "rate": b.rate, "duration_s": b.duration.Seconds(), "users": b.users}
+	return map[string]any{"feeds": b.feeds, "rate": b.rate, "duration_s": b.duration.Seconds(), "users": b.users, "publish_via": b.publishVia != ""}
 }
 
 func (b *latencyBench) run(ctx context.Context, t *target, res *result) error {
@@ -105,7 +110,7 @@ func (b *latencyBench) run(ctx context.Context, t *target, res *result) error {
 				u := rng.IntN(b.users)
 				start := time.Now()
 				body := appendNotification(nil, "l", u, `"`+strconv.FormatInt(start.UnixNano(), 10)+`"`)
-				status, _, err := t.post(ctx, "/admin/notifications", body)
+				status, _, err := t.postTo(ctx, cmp.Or(b.publishVia, t.base), "/admin/notifications", body)
 				switch {
 				case err != nil:
 					pub.errors["transport"]++

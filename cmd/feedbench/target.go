@@ -265,7 +265,13 @@ func (t *target) userToken(user string) (string, error) {
 // post sends body as JSON to path with the admin token and returns the
 // status and the answer.
 func (t *target) post(ctx context.Context, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+path, bytes.NewReader(body))
+	return t.postTo(ctx, t.base, path, body)
+}
+
+// postTo is post to base, which may be another feedd sharing the target's
+// database and secret.
+func (t *target) postTo(ctx context.Context, base, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}

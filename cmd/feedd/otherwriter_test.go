@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/feedd/feedd/internal/db"
 	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 )
@@ -17,7 +18,7 @@ import (
 func insertAsApp(t *testing.T, s *testServer, statements ...string) {
 	t.Helper()
 	ctx := context.Background()
-	if onPostgres() {
+	if db.IsPostgresURL(s.dbPath) {
 		conn, err := pgx.Connect(ctx, s.dbPath)
 		if err != nil {
 			t.Fatal(err)

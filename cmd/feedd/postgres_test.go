@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -176,4 +179,59 @@ func TestPostgresDuplicatesOnTwoProcessesCreateOnce(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "00001") || !strings.Contains(out, "applied") {
 		t.Fatalf("migrate status on PostgreSQL: exit %d %q %q", code, out, stderr)
 	}
+}
+
+// TestPostgresRetentionOnTwoProcesses gives two processes on one database
+// the same retention: between them they prune every expired row once, and
+// a client resuming from before them on either is told with
+// feed.truncated.
+func TestPostgresRetentionOnTwoProcesses(t *testing.T) {
+	url := feedtest.PostgresURL(t)
+	first := startServer(t, "--db", url)
+	old := time.Now().Add(-2 * time.Hour).UnixMilli()
+	var rows []string
+	for i := range 1200 { // more than two batches of 500
+		rows = append(rows, fmt.Sprintf(`INSERT INTO events (user_id, data, created_at) VALUES ('alice', 'old %d', %d)`, i, old))
+	}
+	insertAsAppTo(t, url, rows...)
+	fresh := first.post(t, `{"user":"alice","data":"fresh"}`)[0]
+	first.shutdown(t)
+
+	servers := []*testServer{startServer(t, "--db", url, "--retention", "1h"), startServer(t, "--db", url, "--retention", "1h")}
+	prunedLine := regexp.MustCompile(`retention: pruned old events" count=(\d+)`)
+	pruned := 0
+	for deadline := time.Now().Add(waitLong); pruned < 1200 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond) // polling two servers' logs with a deadline
+		pruned = 0
+		for _, s := range servers {
+			for _, m := range prunedLine.FindAllStringSubmatch(s.stderr.String(), -1) {
+				n, _ := strconv.Atoi(m[1])
+				pruned += n
+			}
+		}
+	}
+	for _, s := range servers {
+		if strings.Contains(s.stderr.String(), "level=ERROR") {
+			t.Fatalf("%s logged an error:\n%s", s.base, s.stderr)
+		}
+	}
+	for _, s := range servers {
+		if got := s.allEvents(t); len(got) != 1 || got[0].ID != fresh.ID {
+			t.Fatalf("after pruning %s lists %d events, want only the fresh one", s.base, len(got))
+		}
+		f := s.openFeed(t, "token="+s.userToken(t, "alice", time.Hour)+"&last_event_id=0", nil)
+		if ev := f.next(t); ev.Type != "feed.truncated" || !strings.Contains(ev.Data, fmt.Sprintf(`"oldest_retained_id":%d`, fresh.ID)) {
+			t.Fatalf("resuming from 0 on %s first got %+v, want feed.truncated naming %d", s.base, ev, fresh.ID)
+		}
+	}
+	if pruned != 1200 {
+		t.Fatalf("the two processes pruned %d rows between them, want each of the 1200 old rows once", pruned)
+	}
+}
+
+// insertAsAppTo inserts into the PostgreSQL database at url with SQL, as
+// an application would.
+func insertAsAppTo(t *testing.T, url string, statements ...string) {
+	t.Helper()
+	insertAsApp(t, &testServer{dbPath: url}, statements...)
 }
