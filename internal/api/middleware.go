@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/feedd/feedd/internal/auth"
+	"github.com/feedd/feedd/internal/feed"
 )
 
 // entry is the access-log entry of one request, kept in its context: the
@@ -210,7 +211,7 @@ func loggableValue(name, v string) bool {
 			return false
 		}
 		for t := range strings.SplitSeq(v, ",") {
-			if len(t) > maxTypeLen || !isTypeName(t) {
+			if !feed.ValidTypeName(t) {
 				return false
 			}
 		}

@@ -5,21 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/feedd/feedd/internal/auth"
 	"github.com/feedd/feedd/internal/db"
+	"github.com/feedd/feedd/internal/feed"
 )
 
-// Fixed by the API: a batch holds at most maxBatchItems notifications, an
-// event type is 1 to maxTypeLen characters and types starting with
-// reservedPrefix are the server's own.
-const (
-	maxBatchItems  = 1000
-	maxTypeLen     = 64
-	defaultType    = "message"
-	reservedPrefix = "feed."
-)
+// maxBatchItems is the most notifications a batch holds, fixed by the API.
+const maxBatchItems = 1000
 
 // Limits bound what a request may carry. Zero fields take the values of
 // DefaultLimits.
@@ -66,7 +59,7 @@ type notification struct {
 // events validates n within lim and returns the rows it creates: one per
 // addressee, or one for a broadcast.
 func (n notification) events(lim Limits) ([]db.NewEvent, error) {
-	typ := defaultType
+	typ := feed.DefaultType
 	if n.Type != nil {
 		typ = *n.Type
 		if err := validateType(typ); err != nil {
@@ -116,31 +109,13 @@ func (n notification) events(lim Limits) ([]db.NewEvent, error) {
 	return out, nil
 }
 
-// validateType checks an event type: 1-64 characters of A-Za-z0-9._:-,
-// not in the feed. namespace the server keeps for itself.
+// validateType checks a posted event type against the engine's rules (see
+// feed.CheckType): 1 to 64 of A-Za-z0-9._:-, not in the feed. namespace.
 func validateType(typ string) error {
-	if typ == "" || len(typ) > maxTypeLen {
-		return errorf(http.StatusBadRequest, `"type" must be 1 to %d characters long`, maxTypeLen)
-	}
-	if !isTypeName(typ) {
-		return errorf(http.StatusBadRequest, `"type" may only contain letters, digits and . _ : -`)
-	}
-	if strings.HasPrefix(typ, reservedPrefix) {
-		return errorf(http.StatusBadRequest, `"type" must not start with %q: that prefix is reserved for the server`, reservedPrefix)
+	if err := feed.CheckType(typ); err != nil {
+		return errorf(http.StatusBadRequest, `"type" %v`, err)
 	}
 	return nil
-}
-
-func isTypeName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == '.' || c == '_' || c == ':' || c == '-'
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 // payload turns the posted data into what subscribers receive: a string as
