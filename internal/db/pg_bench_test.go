@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/feedd/feedd/internal/feedtest"
 )
@@ -50,4 +51,30 @@ func BenchmarkPostgresInsertOrdering(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "inserts/s")
 		})
 	}
+}
+
+// BenchmarkPostgresAppend measures AppendMany on PostgreSQL as the
+// committer calls it under load: groups of 16 publishes of one event.
+func BenchmarkPostgresAppend(b *testing.B) {
+	url := feedtest.PostgresURL(b)
+	ctx := context.Background()
+	pg, err := OpenPostgres(ctx, url, PGOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pg.Close()
+	if _, err := pg.Migrate(ctx); err != nil {
+		b.Fatal(err)
+	}
+	const group = 16
+	for b.Loop() {
+		ps := make([]*Publish, group)
+		for i := range ps {
+			ps[i] = &Publish{Events: []NewEvent{{UserID: "alice", Type: "message", Data: `{"n":1}`, DataJSON: true}}}
+		}
+		if err := pg.AppendMany(ctx, ps, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*group)/b.Elapsed().Seconds(), "events/s")
 }
