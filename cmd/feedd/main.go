@@ -75,16 +75,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return usagef("unknown command %q; the commands are serve, token, migrate, backup and version (see feedd help)", cmd)
 }
 
-const usageText = `feedd serves per-user Server-Sent Events feeds from an SQLite log.
+const usageText = `feedd serves per-user Server-Sent Events feeds from a log of notifications
+in an SQLite file, or in a PostgreSQL database that many feedd processes share.
 
 Usage:
-  feedd [serve] [flags]                 run the server (the default)
-  feedd token --sub USER [--ttl 24h]    mint a user token with the server's secret
-  feedd token --admin [--ttl 24h]       mint an admin token (scope feed:admin)
-  feedd migrate status|up [--db FILE]   show or apply the embedded migrations
-  feedd backup [--db FILE] PATH         write a consistent copy of the database to PATH
-  feedd version                         print the version
-  feedd help                            print this
+  feedd [serve] [flags]                   run the server (the default)
+  feedd token --sub USER [--ttl 24h]      mint a user token with the server's secret
+  feedd token --admin [--ttl 24h]         mint an admin token (scope feed:admin)
+  feedd migrate status|up [--db FILE|URL] show or apply the embedded migrations
+  feedd backup [--db FILE] PATH           write a consistent copy of an SQLite database to PATH
+  feedd version                           print the version
+  feedd help                              print this
 
 Run "feedd COMMAND --help" for the flags of a command; "feedd serve --help"
 lists every setting of the server.
