@@ -35,7 +35,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var ae *apiError
 	var authErr *authError
 	var se *db.StorageError
-	attrs := []any{"method", methodLabel(r.Method), "route", entryOf(r.Context()).route}
+	attrs := func(more ...any) []any {
+		return append([]any{"method", methodLabel(r.Method), "route", entryOf(r.Context()).route}, more...)
+	}
 	switch {
 	case errors.As(err, &ae):
 		writeJSON(w, ae.status, map[string]string{"error": ae.msg})
@@ -59,15 +61,15 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case errors.Is(err, db.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such notification"})
 	case errors.As(err, &se):
-		log.Warn("request failed on storage trouble", append(attrs, "fault", se.Fault, "err", err)...)
+		log.Warn("request failed on storage trouble", attrs("fault", se.Fault, "err", err)...)
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": storageMessage(se.Fault)})
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client left; nobody reads the answer.
-		log.Debug("request ended by the client", append(attrs, "err", err)...)
+		log.Debug("request ended by the client", attrs("err", err)...)
 		w.WriteHeader(http.StatusServiceUnavailable)
 	default:
-		log.Error("request failed", append(attrs, "err", err)...)
+		log.Error("request failed", attrs("err", err)...)
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error; the server log has the details"})
 	}
 }

@@ -58,7 +58,7 @@ type DB struct {
 	w    *sql.DB
 	r    *sql.DB
 	path string
-	sql  queries
+	reads
 	// health is what storage trouble, if any, stops writes.
 	health health
 	// readConns is the reader pool's size, restored after a reconnect.
@@ -119,9 +119,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
 	r.SetConnMaxIdleTime(0)
-	db := &DB{w: w, r: r, path: path, sql: newQueries(opts.MaxDataBytes),
+	db := &DB{w: w, r: r, path: path,
 		readConns: opts.ReadConns, manualCheckpoints: opts.ManualCheckpoints, stmts: make(map[string]*sql.Stmt)}
 	db.health.file = file
+	db.reads = reads{sql: newQueries(opts.MaxDataBytes), query: db.query}
 	return db, nil
 }
 

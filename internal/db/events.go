@@ -210,51 +210,6 @@ func (ins *inserter) insertRows(ctx context.Context, kind insertKind, i int, evs
 	return nil
 }
 
-// Feed returns the events a user's feed carries (addressed to the user, or
-// broadcast) inside r, oldest first.
-func (db *DB) Feed(ctx context.Context, userID string, r Range) ([]Event, error) {
-	after, before, limit := r.bounds()
-	return db.query(ctx, db.sql.feed, limit, userID, after, before, limit)
-}
-
-// FeedLatest is Feed for the newest events inside r: the last Limit of them,
-// still returned oldest first.
-func (db *DB) FeedLatest(ctx context.Context, userID string, r Range) ([]Event, error) {
-	after, before, limit := r.bounds()
-	evs, err := db.query(ctx, db.sql.feedLatest, limit, userID, after, before, limit)
-	slices.Reverse(evs)
-	return evs, err
-}
-
-// Tail returns every event of the log with id > after, oldest first, at
-// most limit of them, rows too large to send included (marked TooLarge).
-// The tailer reads new rows with it.
-func (db *DB) Tail(ctx context.Context, after int64, limit int) ([]Event, error) {
-	return db.query(ctx, db.sql.after, limit, after, limit)
-}
-
-// List returns the events addressed to userID inside r, oldest first; with
-// userID "" it lists the whole log, broadcasts included.
-func (db *DB) List(ctx context.Context, userID string, r Range) ([]Event, error) {
-	after, before, limit := r.bounds()
-	if userID == "" {
-		return db.query(ctx, db.sql.listAll, limit, after, before, limit)
-	}
-	return db.query(ctx, db.sql.listUser, limit, userID, after, before, limit)
-}
-
-// Get returns one event, or ErrNotFound.
-func (db *DB) Get(ctx context.Context, id int64) (Event, error) {
-	evs, err := db.query(ctx, db.sql.get, 1, id)
-	if err != nil {
-		return Event{}, err
-	}
-	if len(evs) == 0 {
-		return Event{}, ErrNotFound
-	}
-	return evs[0], nil
-}
-
 // Delete removes one event, or returns ErrNotFound. Its id is never reused.
 func (db *DB) Delete(ctx context.Context, id int64) error {
 	if err := db.Health(); err != nil {

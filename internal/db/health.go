@@ -217,14 +217,17 @@ func (db *DB) Maintain(ctx context.Context, now time.Time) error {
 	recycling := db.health.recycling
 	db.health.mu.Unlock()
 
-	faulty := fault != nil
-	if se, ok := errors.AsType[*StorageError](fault); ok && se.Fault == FaultDiskFull && !db.roomToWrite() {
+	var kind Fault
+	if se, ok := errors.AsType[*StorageError](fault); ok {
+		kind = se.Fault
+	}
+	if kind == FaultDiskFull && !db.roomToWrite() {
 		// A small write may fit where a publish does not: stay failed
 		// until the disk has room again.
 		return fault
 	}
-	if faulty || replaced {
-		if se, ok := errors.AsType[*StorageError](fault); ok && se.Fault == FaultReadOnly {
+	if fault != nil || replaced {
+		if kind == FaultReadOnly {
 			db.matchSidecarModes()
 		}
 		db.recycle(true)
@@ -237,7 +240,7 @@ func (db *DB) Maintain(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return db.fail(err)
 	}
-	if recycling && !faulty && !replaced {
+	if recycling && fault == nil && !replaced {
 		db.recycle(false)
 	}
 	db.health.mu.Lock()

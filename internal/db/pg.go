@@ -57,7 +57,7 @@ type PG struct {
 	pool     *pgxpool.Pool
 	cfg      *pgxpool.Config
 	password string // kept out of every error
-	sql      queries
+	reads
 
 	mu           sync.Mutex
 	err          error // a *StorageError while writes cannot succeed
@@ -88,7 +88,8 @@ func OpenPostgres(ctx context.Context, rawURL string, opts PGOptions) (*PG, erro
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", redact(err, password, rawURL))
 	}
-	pg := &PG{pool: pool, cfg: cfg, password: password, sql: newPGQueries(opts.MaxDataBytes)}
+	pg := &PG{pool: pool, cfg: cfg, password: password}
+	pg.reads = reads{sql: newPGQueries(opts.MaxDataBytes), query: pg.query}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("cannot connect (check that PostgreSQL is up, and the URL's user, password and database): %w", redact(err, password, rawURL))

@@ -76,48 +76,6 @@ func (pg *PG) query(ctx context.Context, q string, sizeHint int, args ...any) ([
 	return out, nil
 }
 
-// Feed returns the events a user's feed carries inside r, oldest first.
-func (pg *PG) Feed(ctx context.Context, userID string, r Range) ([]Event, error) {
-	after, before, limit := r.bounds()
-	return pg.query(ctx, pg.sql.feed, limit, userID, after, before, limit)
-}
-
-// FeedLatest is Feed for the newest events inside r, oldest first.
-func (pg *PG) FeedLatest(ctx context.Context, userID string, r Range) ([]Event, error) {
-	after, before, limit := r.bounds()
-	evs, err := pg.query(ctx, pg.sql.feedLatest, limit, userID, after, before, limit)
-	slices.Reverse(evs)
-	return evs, err
-}
-
-// Tail returns every event after the id after, oldest first, at most
-// limit of them, rows too large to send included (marked TooLarge).
-func (pg *PG) Tail(ctx context.Context, after int64, limit int) ([]Event, error) {
-	return pg.query(ctx, pg.sql.after, limit, after, limit)
-}
-
-// List returns the events addressed to userID inside r, oldest first; with
-// userID "" the whole log.
-func (pg *PG) List(ctx context.Context, userID string, r Range) ([]Event, error) {
-	after, before, limit := r.bounds()
-	if userID == "" {
-		return pg.query(ctx, pg.sql.listAll, limit, after, before, limit)
-	}
-	return pg.query(ctx, pg.sql.listUser, limit, userID, after, before, limit)
-}
-
-// Get returns one event, or ErrNotFound.
-func (pg *PG) Get(ctx context.Context, id int64) (Event, error) {
-	evs, err := pg.query(ctx, pg.sql.get, 1, id)
-	if err != nil {
-		return Event{}, err
-	}
-	if len(evs) == 0 {
-		return Event{}, ErrNotFound
-	}
-	return evs[0], nil
-}
-
 // Delete removes one event, or returns ErrNotFound.
 func (pg *PG) Delete(ctx context.Context, id int64) error {
 	tag, err := pg.pool.Exec(ctx, "DELETE FROM events WHERE id = $1", id)

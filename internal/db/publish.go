@@ -36,14 +36,13 @@ func (db *DB) AppendMany(ctx context.Context, ps []*Publish, now time.Time) erro
 	if err := db.Health(); err != nil {
 		return err
 	}
-	if err := db.checkFile(); err != nil {
-		return db.fail(err)
-	}
 	if err := db.appendMany(ctx, ps, now); err != nil {
 		return db.fail(classify(err))
 	}
-	// Committed, but to the file that was there at the start: if it has
-	// been removed since, the rows went with it.
+	// Committed, but to the file the connections have open: if it was
+	// removed (or replaced) meanwhile, the rows went with it. One check
+	// after the commit covers both; the fault then stops the next
+	// publishes before they write.
 	if err := db.checkFile(); err != nil {
 		return db.fail(err)
 	}

@@ -1,7 +1,9 @@
 package db
 
 import (
+	"context"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -38,4 +40,56 @@ ORDER BY id`
 		listUser:   "SELECT " + columns + " FROM events WHERE user_id = ? AND id > ? AND id < ?" + fits + " ORDER BY id LIMIT ?",
 		get:        "SELECT " + columns + " FROM events WHERE id = ?",
 	}
+}
+
+// reads are the reads of events both stores share: the queries, and the
+// store's function that runs one and scans its rows.
+type reads struct {
+	sql   queries
+	query func(ctx context.Context, q string, sizeHint int, args ...any) ([]Event, error)
+}
+
+// Feed returns the events a user's feed carries (addressed to the user, or
+// broadcast) inside r, oldest first.
+func (rd reads) Feed(ctx context.Context, userID string, r Range) ([]Event, error) {
+	after, before, limit := r.bounds()
+	return rd.query(ctx, rd.sql.feed, limit, userID, after, before, limit)
+}
+
+// FeedLatest is Feed for the newest events inside r: the last Limit of them,
+// still returned oldest first.
+func (rd reads) FeedLatest(ctx context.Context, userID string, r Range) ([]Event, error) {
+	after, before, limit := r.bounds()
+	evs, err := rd.query(ctx, rd.sql.feedLatest, limit, userID, after, before, limit)
+	slices.Reverse(evs)
+	return evs, err
+}
+
+// Tail returns every event of the log with id > after, oldest first, at
+// most limit of them, rows too large to send included (marked TooLarge).
+// The tailer reads new rows with it.
+func (rd reads) Tail(ctx context.Context, after int64, limit int) ([]Event, error) {
+	return rd.query(ctx, rd.sql.after, limit, after, limit)
+}
+
+// List returns the events addressed to userID inside r, oldest first; with
+// userID "" it lists the whole log, broadcasts included.
+func (rd reads) List(ctx context.Context, userID string, r Range) ([]Event, error) {
+	after, before, limit := r.bounds()
+	if userID == "" {
+		return rd.query(ctx, rd.sql.listAll, limit, after, before, limit)
+	}
+	return rd.query(ctx, rd.sql.listUser, limit, userID, after, before, limit)
+}
+
+// Get returns one event, or ErrNotFound.
+func (rd reads) Get(ctx context.Context, id int64) (Event, error) {
+	evs, err := rd.query(ctx, rd.sql.get, 1, id)
+	if err != nil {
+		return Event{}, err
+	}
+	if len(evs) == 0 {
+		return Event{}, ErrNotFound
+	}
+	return evs[0], nil
 }

@@ -123,9 +123,6 @@ func Start(t *testing.T, run Run, secret string, env map[string]string, args ...
 // Stop asks the server to stop, as SIGTERM would, without waiting.
 func (s *Server) Stop() { s.stop() }
 
-// Exited is closed once the server has stopped.
-func (s *Server) Exited() <-chan struct{} { return s.exited }
-
 // Shutdown stops the server and fails the test unless it exits cleanly
 // within WaitLong. It may be called more than once.
 func (s *Server) Shutdown(t *testing.T) {
